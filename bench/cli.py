@@ -1,0 +1,158 @@
+"""The ``ganbench`` command: list, run, show, leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ganbench.errors import ConfigError, GanbenchError
+
+DEFAULT_STORE = Path("runs") / "ganbench.sqlite"
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip() != ""]
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {text!r}: expected comma-separated integers such as 0,1,2"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {text!r}: expected non-negative integers such as 0,1,2")
+    return seeds
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ganbench import registry
+    from ganbench.tables import list_table
+
+    families = (
+        [args.family] if args.family else ["architectures", "datasets", "metrics", "explainers"]
+    )
+    for fam in families:
+        reg = {
+            "architectures": registry.ARCHITECTURES,
+            "datasets": registry.DATASETS,
+            "metrics": registry.METRICS,
+            "explainers": registry.EXPLAINERS,
+        }[fam]
+        print(list_table(fam, reg))
+        print()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ganbench.config import apply_overrides, load_config
+    from ganbench.plugins import load_plugin_file
+    from ganbench.runner import describe, run_matrix
+    from ganbench.store import Store
+
+    for plugin in args.plugin or []:
+        load_plugin_file(plugin)
+    cfg = load_config(args.config)
+    cfg = apply_overrides(cfg, _parse_seeds(args.seeds) if args.seeds else None, args.only or [])
+    if args.executor == "ray" or (args.executor is None and cfg.executor == "ray"):
+        raise ConfigError("executor 'ray' is not available yet: use --executor local")
+    store = Store(args.store)
+    summary = run_matrix(
+        cfg, store, device=args.device, workers=args.workers, quiet=args.quiet, plugins=args.plugin
+    )
+    print(f"ganbench run {cfg.name}: {summary.line()}; store {args.store}")
+    for trial, error in summary.failed:
+        print(f"  failed: {describe(trial)} [{trial.key[:12]}]: {error}")
+    return min(len(summary.failed), 100)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ganbench.store import Store
+    from ganbench.tables import status_table
+
+    if not Path(args.store).exists():
+        raise GanbenchError(
+            f"no store at {args.store}: run `ganbench run smoke` first or pass --store"
+        )
+    print(status_table(Store(args.store), show_all=args.all))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ganbench.leaderboard import render
+
+    written = render(store_path=Path(args.store), out=Path(args.out), configs=args.config or None)
+    print(f"ganbench leaderboard: wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list registered architectures, datasets, metrics, explainers")
+    ls.add_argument(
+        "family", nargs="?", choices=["architectures", "datasets", "metrics", "explainers"]
+    )
+    ls.set_defaults(func=cmd_list)
+
+    run = sub.add_parser(
+        "run", help="run a matrix config (a shipped name such as smoke, or a TOML path)"
+    )
+    run.add_argument("config")
+    run.add_argument(
+        "--store", default=str(DEFAULT_STORE), help="SQLite store (default runs/ganbench.sqlite)"
+    )
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument("--seeds", help="comma-separated seeds overriding the config's, e.g. 0,1,2")
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="KEY=VALUE",
+        help="narrow the matrix, e.g. --only arch=dcgan --only seed=0 (repeatable)",
+    )
+    run.add_argument(
+        "--workers", type=int, help="parallel worker processes (default: the config's)"
+    )
+    run.add_argument("--executor", choices=["local", "ray"])
+    run.add_argument(
+        "--plugin",
+        action="append",
+        metavar="FILE.py",
+        help="a Python file registering extra architectures or evaluators (repeatable)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    show = sub.add_parser("show", help="trial status summary of a store")
+    show.add_argument("--store", default=str(DEFAULT_STORE))
+    show.add_argument(
+        "--all", action="store_true", help="list every trial, not only the failed ones"
+    )
+    show.set_defaults(func=cmd_show)
+
+    lb = sub.add_parser("leaderboard", help="render leaderboard/ from the store and result bundles")
+    lb.add_argument("--store", default=str(DEFAULT_STORE))
+    lb.add_argument("--out", default="leaderboard")
+    lb.add_argument(
+        "--config", action="append", help="matrix config(s) to render (default: every shipped one)"
+    )
+    lb.set_defaults(func=cmd_leaderboard)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GanbenchError as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `ganbench show | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

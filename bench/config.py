@@ -1,0 +1,274 @@
+"""Matrix configs: TOML files validated on load, with errors naming the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ganbench.errors import ConfigError
+from ganbench.params import resolve_params
+from ganbench.registry import (
+    ARCHITECTURES,
+    DATASETS,
+    EXPLAINERS,
+    METRICS,
+    Registry,
+    evaluator_registry,
+    get_dataset,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+EXECUTORS = ("local", "ray")
+REFERENCES = ("untrained", "real")
+TRAIN_DEFAULTS: dict[str, Any] = {"steps": 1000, "batch_size": 64, "log_every": 25, "grid_size": 64}
+
+TOP_LEVEL = {
+    "name": str,
+    "description": str,
+    "seeds": list,
+    "device": str,
+    "executor": str,
+    "workers": int,
+    "architectures": list,
+    "datasets": list,
+    "metrics": list,
+    "explainers": list,
+    "references": list,
+    "train": dict,
+    "architecture": dict,
+    "dataset": dict,
+    "metric": dict,
+    "explainer": dict,
+}
+
+
+@dataclass
+class MatrixConfig:
+    """A validated matrix: what to train, on what, with which seeds, scored by which evaluators."""
+
+    name: str
+    source: str
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "auto"
+    executor: str = "local"
+    workers: int = 1
+    architectures: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    explainers: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
+    architecture_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def evaluators(self) -> list[str]:
+        return self.metrics + self.explainers
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped inside the package (smoke, standard, ...)."""
+    root = resources.files("ganbench.configs")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_config_path(name_or_path: str) -> tuple[str, str]:
+    """(text, source) for a file path or a shipped config name."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {name_or_path} does not exist")
+        return path.read_text(encoding="utf-8"), str(path)
+    if name_or_path in shipped_configs():
+        res = resources.files("ganbench.configs") / f"{name_or_path}.toml"
+        return res.read_text(encoding="utf-8"), f"{name_or_path}.toml"
+    raise ConfigError(
+        f"no config {name_or_path!r}: not a TOML file and not a shipped config "
+        f"(shipped: {', '.join(shipped_configs())})"
+    )
+
+
+def load_config(name_or_path: str) -> MatrixConfig:
+    text, source = resolve_config_path(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: malformed TOML: {exc}") from None
+    return parse_config(data, source)
+
+
+def _expect(source: str, key: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: key {key!r} must be a {kind.__name__}, got {value!r}")
+
+
+def _names(source: str, key: str, value: Any, registry: Registry | None) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: key {key!r} must be a list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{source}: key {key!r} lists a name twice: {value!r}")
+    if registry is not None:
+        for name in value:
+            if name not in registry:
+                raise ConfigError(f"{source}: {registry.unknown_message(name, f'in key {key!r}')}")
+    return list(value)
+
+
+def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
+    """Validate a parsed TOML document; every mistake raises :class:`ConfigError` with file and key."""
+    for key, value in data.items():
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"{source}: unknown key {key!r} (allowed: {', '.join(TOP_LEVEL)})")
+        _expect(source, key, value, TOP_LEVEL[key])
+
+    name = data.get("name", Path(source).stem)
+    cfg = MatrixConfig(name=name, source=source, description=data.get("description", ""))
+
+    seeds = data.get("seeds", [0])
+    if not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ConfigError(
+            f"{source}: key 'seeds' must be a non-empty list of non-negative integers, got {seeds!r}"
+        )
+    cfg.seeds = list(seeds)
+
+    cfg.device = data.get("device", "auto")
+    if cfg.device not in DEVICES:
+        raise ConfigError(
+            f"{source}: key 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}"
+        )
+    cfg.executor = data.get("executor", "local")
+    if cfg.executor not in EXECUTORS:
+        raise ConfigError(
+            f"{source}: key 'executor' must be one of {', '.join(EXECUTORS)}, got {cfg.executor!r}"
+        )
+    cfg.workers = data.get("workers", 1)
+    if cfg.workers < 1:
+        raise ConfigError(f"{source}: key 'workers' must be at least 1, got {cfg.workers}")
+
+    cfg.architectures = _names(
+        source, "architectures", data.get("architectures", []), ARCHITECTURES
+    )
+    cfg.datasets = _names(source, "datasets", data.get("datasets", []), DATASETS)
+    cfg.metrics = _names(source, "metrics", data.get("metrics", []), METRICS)
+    cfg.explainers = _names(source, "explainers", data.get("explainers", []), EXPLAINERS)
+    cfg.references = _names(source, "references", data.get("references", []), None)
+    for ref in cfg.references:
+        if ref not in REFERENCES:
+            raise ConfigError(
+                f"{source}: key 'references' allows {', '.join(REFERENCES)}, got {ref!r}"
+            )
+    if not cfg.architectures and "real" not in cfg.references:
+        raise ConfigError(f"{source}: key 'architectures' must name at least one architecture")
+    if not cfg.datasets:
+        raise ConfigError(f"{source}: key 'datasets' must name at least one dataset")
+
+    cfg.train = resolve_params(TRAIN_DEFAULTS, data.get("train"), f"{source}: [train]")
+    for key in ("batch_size", "log_every", "grid_size"):
+        if cfg.train[key] < 1:
+            raise ConfigError(
+                f"{source}: [train] key {key!r} must be at least 1, got {cfg.train[key]}"
+            )
+    if cfg.train["steps"] < 0:
+        raise ConfigError(f"{source}: [train] key 'steps' must be >= 0, got {cfg.train['steps']}")
+
+    cfg.architecture_params = _param_tables(
+        source, data, "architecture", cfg.architectures, ARCHITECTURES.get
+    )
+    cfg.dataset_params = _param_tables(source, data, "dataset", cfg.datasets, get_dataset)
+    cfg.evaluator_params = {}
+    for table, names in (("metric", cfg.metrics), ("explainer", cfg.explainers)):
+        cfg.evaluator_params.update(
+            _param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
+        )
+    return cfg
+
+
+def _param_tables(
+    source: str, data: dict, table: str, listed: list[str], lookup
+) -> dict[str, dict[str, Any]]:
+    """Check ``[table.NAME]`` parameter tables against each class's declared defaults."""
+    given = data.get(table, {})
+    out = {}
+    for name, params in given.items():
+        if name not in listed:
+            raise ConfigError(
+                f"{source}: [{table}.{name}] configures {name!r}, which the {table}s list does not name "
+                f"(listed: {', '.join(listed) or 'none'})"
+            )
+        if not isinstance(params, dict):
+            raise ConfigError(
+                f"{source}: [{table}.{name}] must be a table of parameters, got {params!r}"
+            )
+    for name in listed:
+        cls = lookup(name)
+        out[name] = resolve_params(cls.defaults, given.get(name), f"{source}: [{table}.{name}]")
+    return out
+
+
+def apply_overrides(cfg: MatrixConfig, seeds: list[int] | None, only: list[str]) -> MatrixConfig:
+    """Narrow a matrix from the command line: ``--seeds 0,1`` and ``--only KEY=VALUE[,VALUE]``."""
+    if seeds is not None:
+        cfg.seeds = seeds
+    fields = {
+        "architecture": "architectures",
+        "arch": "architectures",
+        "dataset": "datasets",
+        "metric": "metrics",
+        "explainer": "explainers",
+        "evaluator": "evaluators",
+        "seed": "seeds",
+        "reference": "references",
+    }
+    for item in only:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields or not value:
+            raise ConfigError(
+                f"--only {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}"
+            )
+        wanted = value.split(",")
+        attr = fields[key]
+        if attr == "seeds":
+            try:
+                wanted_seeds = [int(v) for v in wanted]
+            except ValueError:
+                raise ConfigError(f"--only {item!r}: seeds must be integers") from None
+            missing = [s for s in wanted_seeds if s not in cfg.seeds]
+            if missing:
+                raise ConfigError(
+                    f"--only {item!r}: seed {missing[0]} is not in the matrix (seeds: {cfg.seeds})"
+                )
+            cfg.seeds = wanted_seeds
+            continue
+        current = cfg.evaluators if attr == "evaluators" else getattr(cfg, attr)
+        for v in wanted:
+            if v not in current:
+                raise ConfigError(
+                    f"--only {item!r}: {fields_singular(attr)} {v!r} is not in the matrix "
+                    f"{cfg.name!r} (it has: {', '.join(current) or 'none'})"
+                )
+        if attr == "evaluators":
+            cfg.metrics = [m for m in cfg.metrics if m in wanted]
+            cfg.explainers = [e for e in cfg.explainers if e in wanted]
+        else:
+            setattr(cfg, attr, [v for v in current if v in wanted])
+        if attr == "architectures":
+            cfg.references = [r for r in cfg.references if r != "real"]
+    return cfg
+
+
+def fields_singular(attr: str) -> str:
+    return {
+        "architectures": "architecture",
+        "datasets": "dataset",
+        "metrics": "metric",
+        "explainers": "explainer",
+        "evaluators": "evaluator",
+        "references": "reference",
+    }[attr]

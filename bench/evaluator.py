@@ -1,0 +1,109 @@
+"""Evaluators — metrics and explainers — share one shape: requirements, parameters, declared scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ganbench.params import resolve_params
+from ganbench.scores import Score
+
+
+class Evaluator:
+    """Base class of metrics and explainers.
+
+    Subclasses set ``name`` (by the registry decorator), ``version``, ``requires``
+    (architecture capabilities), ``requires_dataset`` (dataset features: ``labels``,
+    ``masks``, ``factors``), ``defaults`` and ``scores``, and implement ``evaluate``.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    requires_dataset: ClassVar[frozenset[str]] = frozenset()
+    defaults: ClassVar[dict[str, Any]] = {}
+    scores: ClassVar[tuple[Score, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        self.params = resolve_params(self.defaults, params, f"evaluator {self.name!r}")
+
+    @classmethod
+    def not_applicable_reason(
+        cls, capabilities: frozenset[str], dataset_features: frozenset[str], who: str
+    ) -> str | None:
+        """Why this evaluator cannot score ``who`` (an architecture or reference), or None if it can."""
+        missing = sorted(cls.requires - capabilities)
+        if missing:
+            return f"{cls.name} needs capability {', '.join(missing)}, which {who} does not provide"
+        missing = sorted(cls.requires_dataset - dataset_features)
+        if missing:
+            return (
+                f"{cls.name} needs dataset feature {', '.join(missing)}, which this dataset lacks"
+            )
+        return None
+
+    @classmethod
+    def score(cls, name: str) -> Score:
+        for s in cls.scores:
+            if s.name == name:
+                return s
+        raise KeyError(f"{cls.name} declares no score {name!r}")
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        """Scores keyed by the declared score names."""
+        raise NotImplementedError
+
+
+@dataclass
+class EvalContext:
+    """What an evaluation trial hands an evaluator.
+
+    ``model`` is the trained architecture in eval mode, or None when the samples are a
+    reference drawn from the real training split. ``fakes(n)`` and ``reals(n)`` return
+    tensors in [-1, 1] on ``device``, drawn reproducibly from the trial seed.
+    """
+
+    model: Any
+    dataset: Any
+    device: torch.device
+    seed: int
+    artifact_dir: Path
+    quiet: bool = True
+    _cache: dict[tuple, torch.Tensor] = field(default_factory=dict)
+
+    def rng(self, stream: int = 0) -> torch.Generator:
+        """A CPU torch.Generator seeded from the trial seed and a stream number."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + stream)
+
+    def reals(self, n: int | None = None, split: str = "test") -> torch.Tensor:
+        """Up to ``n`` real images of ``split`` (all of them when n is None or larger)."""
+        key = ("real", split, n)
+        if key not in self._cache:
+            images = self.dataset.split(split).images
+            if n is not None and n < len(images):
+                idx = torch.randperm(len(images), generator=self.rng(1))[:n]
+                images = images[idx]
+            self._cache[key] = images.to(self.device)
+        return self._cache[key]
+
+    @torch.no_grad()
+    def fakes(self, n: int, batch_size: int = 256) -> torch.Tensor:
+        """``n`` generated images (or, for the real-data reference, ``n`` training images)."""
+        key = ("fake", n)
+        if key not in self._cache:
+            if self.model is None:
+                pool = self.dataset.split("train").images
+                idx = torch.randperm(len(pool), generator=self.rng(2))[: min(n, len(pool))]
+                out = pool[idx].to(self.device)
+            else:
+                g = self.rng(2)
+                parts = []
+                for start in range(0, n, batch_size):
+                    z = self.model.sample_latent(min(batch_size, n - start), generator=g)
+                    parts.append(self.model.generate(z).clamp(-1, 1))
+                out = torch.cat(parts)
+            self._cache[key] = out
+        return self._cache[key]

@@ -1,0 +1,1 @@
+"""Sample-quality and two-sample metrics: one module per metric, registered by decorator."""

@@ -1,0 +1,217 @@
+"""The driver: expands a matrix, skips what is finished, runs the rest, and alone writes the store."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ganbench.config import MatrixConfig
+from ganbench.execute import resolve_device, run_trial
+from ganbench.store import DONE, Store
+from ganbench.trials import Trial, expand
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    skipped: int = 0
+    finished: int = 0
+    failed: list[tuple[Trial, str]] = field(default_factory=list)
+    not_applicable: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.total} trials: {self.skipped} already done, {self.finished} ran, "
+            f"{self.not_applicable} n/a, {len(self.failed)} failed ({self.seconds:.1f} s)"
+        )
+
+
+def describe(trial: Trial) -> str:
+    lab = trial.labels
+    parts = [lab.get("architecture") or "", lab.get("dataset", ""), f"seed {lab.get('seed')}"]
+    if lab.get("reference") not in (None, "trained"):
+        parts.insert(1, f"({lab['reference']})")
+    if trial.kind == "evaluate":
+        parts.append(lab["evaluator"])
+    return f"{trial.kind} " + " ".join(p for p in parts if p)
+
+
+def _payload(
+    trial: Trial,
+    store: Store,
+    device: str,
+    progress: bool,
+    train_configs: dict[str, dict],
+    plugins: list[str] | None,
+) -> dict:
+    payload: dict[str, Any] = {
+        "plugins": [str(p) for p in plugins or []],
+        "kind": trial.kind,
+        "config": trial.config,
+        "device": device,
+        "progress": progress,
+        "artifact_dir": str(store.artifact_dir(trial.key)),
+    }
+    if trial.depends_on:
+        payload["train_config"] = train_configs[trial.depends_on]
+        payload["train_artifacts"] = str(store.artifact_dir(trial.depends_on))
+    return payload
+
+
+def _worker(payload: dict, conn) -> None:
+    import torch
+
+    # several workers share the cores: oversubscribed OpenMP threads slow everything down many-fold
+    torch.set_num_threads(payload["threads"])
+    conn.send(run_trial(payload))
+    conn.close()
+
+
+def _run_in_processes(
+    jobs: list[tuple[Trial, dict]], workers: int, on_start: Callable[[Trial, int], None]
+) -> Iterator[tuple[Trial, dict]]:
+    """One spawned process per trial, ``workers`` at a time: a crashed worker fails only its trial."""
+    ctx = mp.get_context("spawn")
+    queue = list(jobs)
+    running: dict[Any, tuple[Trial, Any, Any]] = {}
+    while queue or running:
+        while queue and len(running) < workers:
+            trial, payload = queue.pop(0)
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker, args=(payload, child), daemon=True)
+            proc.start()
+            child.close()
+            on_start(trial, proc.pid)
+            running[proc.sentinel] = (trial, proc, parent)
+        ready = mp.connection.wait(list(running) + [r[2] for r in running.values()], timeout=1.0)
+        for sentinel, (trial, proc, parent) in list(running.items()):
+            if sentinel not in ready and parent not in ready:
+                continue
+            result = None
+            if parent.poll():
+                try:
+                    result = parent.recv()
+                except (EOFError, OSError):
+                    result = None
+            proc.join(timeout=30)
+            if result is None and proc.exitcode is None:
+                continue  # still finishing; its sentinel will fire
+            del running[sentinel]
+            if result is None:
+                result = {
+                    "status": "failed",
+                    "error": f"worker process died (exit code {proc.exitcode})",
+                }
+            yield trial, result
+
+
+def run_matrix(
+    cfg: MatrixConfig,
+    store: Store,
+    device: str = "auto",
+    workers: int | None = None,
+    quiet: bool = False,
+    log: Callable[[str], None] = print,
+    plugins: list[str] | None = None,
+) -> RunSummary:
+    """Run every trial of ``cfg`` that the store does not hold as finished or n/a."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    dev = resolve_device(cfg.device if device == "auto" else device)
+    trials = expand(cfg, dev.type)
+    summary = RunSummary(total=len(trials))
+    train_configs = {t.key: t.config for t in trials if t.kind == "train"}
+    train_status: dict[str, str] = {}
+    train_errors: dict[str, str] = {}
+
+    todo: list[Trial] = []
+    for trial in trials:
+        store.ensure(trial.key, trial.kind, trial.config, trial.labels)
+        record = store.get(trial.key)
+        if record.status in DONE:
+            summary.skipped += 1
+            if trial.kind == "train":
+                train_status[trial.key] = record.status
+        elif store.held_elsewhere(record):
+            log(f"skipping {describe(trial)}: running in process {record.pid}")
+            summary.skipped += 1
+        else:
+            todo.append(trial)
+
+    bar = tqdm(total=len(todo), desc=f"matrix {cfg.name}", disable=quiet, unit="trial")
+    progress = not quiet
+
+    def record(trial: Trial, result: dict) -> None:
+        status = result["status"]
+        store.complete(
+            trial.key,
+            status,
+            result.get("scores"),
+            result.get("timings"),
+            result.get("env"),
+            result.get("error"),
+        )
+        if trial.kind == "train":
+            train_status[trial.key] = status
+            train_errors[trial.key] = result.get("error") or status
+        if status == "finished":
+            summary.finished += 1
+        elif status == "n/a":
+            summary.not_applicable += 1
+        else:
+            summary.failed.append((trial, result.get("error") or "unknown error"))
+            bar.write(f"FAILED {describe(trial)}: {result.get('error')}")
+        bar.update(1)
+
+    def blocked(trial: Trial) -> dict | None:
+        if trial.not_applicable:
+            return {"status": "n/a", "error": trial.not_applicable}
+        if trial.depends_on and train_status.get(trial.depends_on) != "finished":
+            cause = train_errors.get(trial.depends_on) or "it did not finish"
+            return {
+                "status": "failed",
+                "error": f"its train trial {trial.depends_on[:12]} failed: {cause}",
+            }
+        return None
+
+    n_workers = workers or cfg.workers
+    for phase in ("train", "evaluate"):
+        ready = []
+        for trial in (t for t in todo if t.kind == phase):
+            early = blocked(trial)
+            if early is not None:
+                store.mark_running(trial.key)
+                record(trial, early)
+            else:
+                ready.append(trial)
+        if n_workers <= 1:
+            for trial in ready:
+                store.mark_running(trial.key)
+                bar.set_postfix_str(describe(trial), refresh=True)
+                record(
+                    trial,
+                    run_trial(_payload(trial, store, dev.type, progress, train_configs, plugins)),
+                )
+        else:
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            jobs = [
+                (
+                    t,
+                    _payload(t, store, dev.type, False, train_configs, plugins)
+                    | {"threads": threads},
+                )
+                for t in ready
+            ]
+            for trial, result in _run_in_processes(
+                jobs, n_workers, lambda t, pid: store.mark_running(t.key, pid)
+            ):
+                record(trial, result)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,152 @@
+"""A matrix config expanded into trials, each keyed by the sha256 of its canonical JSON.
+
+A trial's config holds everything that defines its result: names, declared versions,
+a hash of the source module that implements each part, parameters, seed, device type
+and the schema version. Same key, same result; a rerun skips what is finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from ganbench.config import MatrixConfig
+from ganbench.registry import evaluator_registry, get_architecture, get_dataset
+
+SCHEMA_VERSION = 1  # bump when the harness changes what a trial's numbers mean
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def trial_key(config: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+@cache
+def code_hash(cls: type) -> str:
+    """Short sha256 of the source file that defines ``cls`` (its code version)."""
+    path = inspect.getsourcefile(cls)
+    data = open(path, "rb").read() if path else cls.__qualname__.encode()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _part(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    return {"name": cls.name, "version": str(cls.version), "code": code_hash(cls), "params": params}
+
+
+@dataclass
+class Trial:
+    """One cell of the matrix: a train or an evaluate trial."""
+
+    key: str
+    kind: str  # "train" | "evaluate"
+    config: dict[str, Any]
+    labels: dict[
+        str, Any
+    ]  # architecture, dataset, seed, evaluator, reference: for display and filtering
+    depends_on: str | None = None
+    not_applicable: str | None = None  # reason, when the evaluator cannot apply
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_config(
+    arch: str,
+    arch_params: dict,
+    dataset: str,
+    dataset_params: dict,
+    seed: int,
+    steps: int,
+    train: dict[str, Any],
+    device_type: str,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "kind": "train",
+        "architecture": _part(get_architecture(arch), arch_params),
+        "dataset": _part(get_dataset(dataset), dataset_params),
+        "seed": seed,
+        "budget": {"steps": steps, "batch_size": train["batch_size"]},
+        "log_every": train["log_every"],
+        "grid_size": train["grid_size"],
+        "device": device_type,
+    }
+
+
+def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
+    """All trials of a matrix, train trials first; evaluation trials name the train trial they need."""
+    trials: list[Trial] = []
+    evaluations: list[Trial] = []
+    for dataset in cfg.datasets:
+        dparams = cfg.dataset_params[dataset]
+        features = get_dataset(dataset)(**dparams).spec.features
+        sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
+        for seed in cfg.seeds:
+            for arch in cfg.architectures:
+                arch_cls = get_architecture(arch)
+                variants = [("trained", cfg.train["steps"])]
+                if "untrained" in cfg.references:
+                    variants.append(("untrained", 0))
+                for reference, steps in variants:
+                    tcfg = train_config(
+                        arch,
+                        cfg.architecture_params[arch],
+                        dataset,
+                        dparams,
+                        seed,
+                        steps,
+                        cfg.train,
+                        device_type,
+                    )
+                    labels = {
+                        "architecture": arch,
+                        "dataset": dataset,
+                        "seed": seed,
+                        "reference": reference,
+                    }
+                    t = Trial(trial_key(tcfg), "train", tcfg, labels)
+                    trials.append(t)
+                    sources.append(
+                        (reference, arch, t.key, {"train": t.key}, arch_cls.capabilities)
+                    )
+            if "real" in cfg.references:
+                src = {"real": {"dataset": _part(get_dataset(dataset), dparams), "split": "train"}}
+                sources.append(("real", None, None, src, frozenset()))
+            for reference, arch, train_key, source, caps in sources:
+                for ev in cfg.evaluators:
+                    ev_cls = evaluator_registry(ev).get(ev)
+                    econfig = {
+                        "schema": SCHEMA_VERSION,
+                        "kind": "evaluate",
+                        "source": source,
+                        "evaluator": _part(ev_cls, cfg.evaluator_params[ev]),
+                        "seed": seed,
+                        "device": device_type,
+                    }
+                    who = arch if arch else "the real-data reference"
+                    labels = {
+                        "architecture": arch or "real data",
+                        "dataset": dataset,
+                        "seed": seed,
+                        "reference": reference,
+                        "evaluator": ev,
+                    }
+                    evaluations.append(
+                        Trial(
+                            trial_key(econfig),
+                            "evaluate",
+                            econfig,
+                            labels,
+                            depends_on=train_key,
+                            not_applicable=ev_cls.not_applicable_reason(caps, features, who),
+                        )
+                    )
+            sources.clear()
+    return trials + evaluations

@@ -1,0 +1,5 @@
+"""Datasets: one module per family, registered by decorator (``ganbench.registry.register_dataset``)."""
+
+from .base import DatasetSpec, ImageDatasetBase, TensorImages
+
+__all__ = ["DatasetSpec", "ImageDatasetBase", "TensorImages"]

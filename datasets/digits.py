@@ -1,0 +1,57 @@
+"""scikit-learn's handwritten digits (1,797 real 8x8 images), resized for GANs."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganbench.registry import register_dataset
+
+from .base import DatasetSpec, ImageDatasetBase, TensorImages
+
+
+@register_dataset("digits")
+class Digits(ImageDatasetBase):
+    """``load_digits``: 8x8 grey digits (values 0..16), bilinearly resized, scaled to [-1, 1], labelled 0-9."""
+
+    version = "1"
+    defaults = {"image_size": 32, "test_fraction": 0.2, "split_seed": 0}
+
+    @cached_property
+    def _splits(self) -> dict[str, TensorImages]:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(
+            1
+        )  # (N,1,8,8) in [0,1]
+        size = self.params["image_size"]
+        if size != 8:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        x = (x.clamp(0, 1) * 2 - 1).contiguous()
+        y = torch.from_numpy(bunch.target.astype(np.int64))
+        rng = np.random.default_rng(self.params["split_seed"])
+        order = torch.from_numpy(rng.permutation(len(x)))
+        n_test = int(round(len(x) * self.params["test_fraction"]))
+        test, train = order[:n_test], order[n_test:]
+        return {"train": TensorImages(x[train], y[train]), "test": TensorImages(x[test], y[test])}
+
+    def split(self, which: str) -> TensorImages:
+        if which not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {which!r}")
+        return self._splits[which]
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return DatasetSpec(
+            name=self.name,
+            version=self.version,
+            image_size=self.params["image_size"],
+            channels=1,
+            num_classes=10,
+            train_size=len(self._splits["train"]),
+            test_size=len(self._splits["test"]),
+        )

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+
+from ganbench.config import apply_overrides, load_config, shipped_configs
+from ganbench.errors import ConfigError
+
+
+def test_shipped_configs_load_and_validate():
+    assert {"smoke", "standard"} <= set(shipped_configs())
+    for name in shipped_configs():
+        cfg = load_config(name)
+        assert cfg.architectures and cfg.datasets and cfg.seeds
+
+
+def test_smoke_config_names_dcgan_on_digits_with_c2st_and_mmd():
+    cfg = load_config("smoke")
+    assert "dcgan" in cfg.architectures and "digits" in cfg.datasets
+    assert {"c2st", "mmd"} <= set(cfg.metrics)
+
+
+def test_missing_config_names_the_shipped_ones():
+    with pytest.raises(ConfigError, match=r"no config 'nosuchconfig'.*shipped: .*smoke"):
+        load_config("nosuchconfig")
+
+
+def test_missing_toml_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "absent.toml"))
+
+
+@pytest.mark.parametrize(
+    "replace, extra, expected",
+    [
+        # 1. malformed TOML: file and position
+        ({'name = "tiny"': 'name = "tiny'}, "", r"tiny\.toml: malformed TOML"),
+        # 2. unknown top-level key, listing the allowed ones
+        (
+            {'name = "tiny"': 'name = "tiny"\ncolour = 3'},
+            "",
+            r"tiny\.toml: unknown key 'colour' \(allowed: name, ",
+        ),
+        # 3. unknown architecture with the closest match
+        (
+            {'architectures = ["dcgan"]': 'architectures = ["dcgn"]'},
+            "",
+            r"tiny\.toml: unknown architecture 'dcgn' in key 'architectures'; did you mean 'dcgan'\?",
+        ),
+        # 4. unknown parameter of an architecture
+        (
+            {"width = 8": "widht = 8"},
+            "",
+            r"tiny\.toml: \[architecture\.dcgan\]: unknown key 'widht' \(allowed: .*width",
+        ),
+        # 5. parameter of the wrong type
+        ({"width = 8": 'width = "wide"'}, "", r"\[architecture\.dcgan\]: key 'width' must be int"),
+        # 6. device not allowed
+        (
+            {'name = "tiny"': 'name = "tiny"\ndevice = "tpu"'},
+            "",
+            r"key 'device' must be one of auto, cpu, cuda, got 'tpu'",
+        ),
+        # 7. seeds of the wrong shape
+        (
+            {"seeds = [0]": "seeds = [-1]"},
+            "",
+            r"key 'seeds' must be a non-empty list of non-negative integers",
+        ),
+        # 8. a parameter table for something the matrix does not list
+        (
+            {},
+            "[dataset.shapes]\nimage_size = 32\n",
+            r"\[dataset\.shapes\] configures 'shapes', which the datasets list",
+        ),
+        # 9. unknown metric
+        ({'metrics = ["c2st", "mmd"]': 'metrics = ["c2st", "fid2"]'}, "", r"unknown metric 'fid2'"),
+        # 10. impossible budget
+        ({"steps = 40": "steps = -5"}, "", r"\[train\] key 'steps' must be >= 0"),
+        # 11. unknown training key
+        ({"log_every = 10": "log_evry = 10"}, "", r"\[train\]: unknown key 'log_evry'"),
+        # 12. wrong type of a top-level key
+        ({'datasets = ["digits"]': 'datasets = "digits"'}, "", r"key 'datasets' must be a list"),
+    ],
+)
+def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace, extra, expected):
+    path = tiny_config(replace, extra)
+    with pytest.raises(ConfigError, match=expected) as err:
+        load_config(str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_only_narrows_the_matrix(tiny_config):
+    cfg = load_config(str(tiny_config({"seeds = [0]": "seeds = [0, 1, 2]"})))
+    cfg = apply_overrides(cfg, None, ["seed=1,2", "metric=mmd"])
+    assert cfg.seeds == [1, 2] and cfg.metrics == ["mmd"]
+
+
+@pytest.mark.parametrize(
+    "only, expected",
+    [
+        ("arch=nosuch", r"architecture 'nosuch' is not in the matrix 'tiny' \(it has: dcgan\)"),
+        ("seed=7", r"seed 7 is not in the matrix"),
+        ("colour=red", r"expected KEY=VALUE with KEY one of"),
+        ("dataset", r"expected KEY=VALUE"),
+    ],
+)
+def test_only_with_unknown_values_fails_clearly(tiny_config, only, expected):
+    cfg = load_config(str(tiny_config()))
+    with pytest.raises(ConfigError, match=expected):
+        apply_overrides(cfg, None, [only])

@@ -1,0 +1,98 @@
+"""One distribution, folders mapped with package-dir: it works as a wheel and as an editable install."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODULES = [
+    "ganbench",
+    "ganbench.metrics",
+    "ganbench.architectures",
+    "ganbench.datasets",
+    "ganbench.explainers",
+]
+
+
+def test_editable_install_maps_each_package_to_its_folder():
+    import importlib
+
+    expected = {
+        "ganbench": "bench",
+        "ganbench.metrics": "bench/metrics",
+        "ganbench.architectures": "architectures",
+        "ganbench.datasets": "datasets",
+        "ganbench.explainers": "explainers",
+    }
+    for module, folder in expected.items():
+        path = Path(importlib.import_module(module).__file__).resolve()
+        assert path == REPO / folder / "__init__.py"
+
+
+def test_wheel_contains_every_package_and_the_configs_and_imports_alone(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "dist").glob("ganbench-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for required in (
+        "ganbench/__init__.py",
+        "ganbench/metrics/c2st.py",
+        "ganbench/architectures/dcgan.py",
+        "ganbench/datasets/digits.py",
+        "ganbench/explainers/__init__.py",
+        "ganbench/configs/smoke.toml",
+    ):
+        assert required in names, required
+    assert not any(n.startswith(("tests/", "leaderboard/", "bench/")) for n in names)
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import ganbench, ganbench.metrics, ganbench.architectures, ganbench.datasets, ganbench.explainers\n"
+        "from ganbench.config import load_config\n"
+        "from ganbench.registry import list_architectures, list_metrics\n"
+        "print(ganbench.__file__)\n"
+        "print(load_config('smoke').name, list_architectures(), list_metrics())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0].startswith(str(target))
+    assert out[1].startswith("smoke ['dcgan'") and "'c2st'" in out[1]

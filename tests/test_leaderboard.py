@@ -1,0 +1,122 @@
+"""The leaderboard: tables from declarations, tidy CSV, bundles that re-render without the store."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from ganbench.architectures.dcgan import DCGAN
+from ganbench.config import load_config
+from ganbench.leaderboard import COST_SCORES, render
+from ganbench.registry import get_metric
+from ganbench.runner import run_matrix
+from ganbench.store import Store
+
+
+class BrokenGAN(DCGAN):
+    def train_step(self, real):
+        raise RuntimeError("exploded on purpose")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """A tiny matrix with two seeds, both controls, and one architecture that always fails."""
+    from ganbench.registry import ARCHITECTURES
+    from tests.conftest import TINY, registered
+
+    root = tmp_path_factory.mktemp("lb")
+    text = (
+        TINY.replace("seeds = [0]", "seeds = [0, 1]")
+        .replace("references = []", 'references = ["untrained", "real"]')
+        .replace('architectures = ["dcgan"]', 'architectures = ["dcgan", "brokengan"]')
+    )
+    config = root / "tiny.toml"
+    config.write_text(text + "\n[architecture.brokengan]\nwidth = 8\n")
+    with registered(ARCHITECTURES, "brokengan", BrokenGAN):
+        store = Store(root / "runs" / "ganbench.sqlite")
+        run_matrix(load_config(str(config)), store, device="cpu", quiet=True)
+        render(store.path, root / "leaderboard", configs=[str(config)])
+        readme = (root / "leaderboard" / "README.md").read_text()
+        csv = pd.read_csv(root / "leaderboard" / "results.csv")
+        # re-render from the bundle alone, without the store
+        shutil.rmtree(root / "runs")
+        render(root / "runs" / "ganbench.sqlite", root / "leaderboard", configs=[str(config)])
+        csv_again = pd.read_csv(root / "leaderboard" / "results.csv")
+    return root, readme, csv, csv_again
+
+
+def test_quality_table_has_arrows_seeds_controls_and_bold_best(rendered):
+    _, readme, _, _ = rendered
+    assert "| architecture" in readme and "c2st_accuracy ↓" in readme and "mmd2 ↓" in readme
+    assert "*dcgan (untrained)*" in readme and "*real data (reference)*" in readme
+    dcgan_row = next(line for line in readme.splitlines() if line.startswith("| dcgan "))
+    assert "**" in dcgan_row and " ± " in dcgan_row and "| 2 " in dcgan_row  # two seeds
+
+
+def test_failed_cells_show_the_error(rendered):
+    _, readme, csv, _ = rendered
+    broken = next(line for line in readme.splitlines() if line.startswith("| brokengan "))
+    assert "failed[^" in broken
+    assert "exploded on purpose" in readme
+    trained = csv[(csv.architecture == "brokengan") & (csv.reference == "trained")]
+    assert set(trained.status) == {"failed"}
+    # its untrained control never calls train_step, so it finishes and is scored
+    untrained = csv[(csv.architecture == "brokengan") & (csv.reference == "untrained")]
+    assert set(untrained.status) == {"finished"}
+
+
+def test_legend_comes_from_the_score_declarations(rendered):
+    _, readme, _, _ = rendered
+    for metric in ("c2st", "mmd"):
+        for score in get_metric(metric).scores:
+            assert f"`{score.name}` ({metric})" in readme and score.meaning in readme
+    for score in COST_SCORES:
+        assert score.meaning in readme
+
+
+def test_cost_table_and_sample_grids(rendered):
+    root, readme, _, _ = rendered
+    assert "**Cost**" in readme and "s_per_step_median" in readme and "CPU (" in readme
+    grid = root / "leaderboard" / "figures" / "tiny-cpu" / "digits" / "dcgan-trained-seed0.png"
+    assert grid.is_file() and grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "figures/tiny-cpu/digits/dcgan-trained-seed0.png" in readme
+
+
+def test_results_csv_is_tidy_and_numeric(rendered):
+    _, _, csv, _ = rendered
+    assert {
+        "architecture",
+        "dataset",
+        "seed",
+        "evaluator",
+        "score",
+        "value",
+        "direction",
+        "unit",
+    } <= set(csv.columns)
+    assert pd.api.types.is_float_dtype(csv["value"])
+    finished = csv[
+        (csv.status == "finished") & (csv.evaluator == "c2st") & (csv.score == "c2st_accuracy")
+    ]
+    assert len(finished) == 2 * 4  # 2 seeds x (dcgan, dcgan untrained, brokengan untrained, real)
+    assert finished.value.between(0, 1).all()
+    assert not csv.duplicated(
+        [
+            "matrix",
+            "device_type",
+            "dataset",
+            "architecture",
+            "reference",
+            "seed",
+            "evaluator",
+            "score",
+        ]
+    ).any()
+
+
+def test_bundles_rerender_the_same_numbers_without_the_store(rendered):
+    root, _, csv, csv_again = rendered
+    assert (root / "leaderboard" / "runs" / "tiny-cpu.json").is_file()
+    pd.testing.assert_frame_equal(csv, csv_again)

@@ -1,0 +1,294 @@
+"""The driver: resume after kill -9, failure isolation, determinism, worker crashes, bad checkpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganbench.architectures.dcgan import DCGAN
+from ganbench.checkpoint import load_checkpoint
+from ganbench.config import load_config
+from ganbench.errors import CheckpointError, NonFiniteLossError
+from ganbench.execute import CHECKPOINT, run_evaluate, train_model
+from ganbench.registry import create_architecture, create_dataset
+from ganbench.runner import run_matrix
+from ganbench.store import Store
+
+GANBENCH = [sys.executable, "-m", "ganbench.cli"]
+
+
+class NaNGAN(DCGAN):
+    """A DCGAN whose discriminator loss turns NaN after a few steps."""
+
+    def train_step(self, real):
+        losses = super().train_step(real)
+        self._steps = getattr(self, "_steps", 0) + 1
+        if self._steps >= 5:
+            losses["loss_d"] = losses["loss_d"] * float("nan")
+        return losses
+
+
+def _statuses(store: Store) -> dict[str, str]:
+    return {r.key: r.status for r in store.records()}
+
+
+def test_nan_loss_is_detected_within_one_window():
+    arch = NaNGAN(create_dataset("digits").spec, width=8)
+    with pytest.raises(NonFiniteLossError, match=r"loss loss_d became non-finite by step 10"):
+        train_model(
+            arch,
+            create_dataset("digits").split("train").images,
+            steps=40,
+            batch_size=16,
+            seed=0,
+            device=torch.device("cpu"),
+            log_every=10,
+        )
+
+
+def test_nan_architecture_fails_its_trials_and_the_others_finish(
+    tiny_config, temp_architecture, tmp_path
+):
+    with temp_architecture("nangan", NaNGAN):
+        cfg = load_config(
+            str(
+                tiny_config(
+                    {'architectures = ["dcgan"]': 'architectures = ["dcgan", "nangan"]'},
+                    extra="[architecture.nangan]\nwidth = 8\n",
+                )
+            )
+        )
+        store = Store(tmp_path / "runs" / "s.sqlite")
+        summary = run_matrix(cfg, store, device="cpu", quiet=True)
+    records = store.records()
+    by = {(r.labels["architecture"], r.kind, r.labels.get("evaluator")): r for r in records}
+    assert by[("nangan", "train", None)].status == "failed"
+    assert "non-finite" in by[("nangan", "train", None)].error
+    assert by[("nangan", "evaluate", "c2st")].status == "failed"
+    assert "train trial" in by[("nangan", "evaluate", "c2st")].error
+    assert "non-finite" in by[("nangan", "evaluate", "c2st")].error
+    assert all(r.status == "finished" for r in records if r.labels["architecture"] == "dcgan")
+    assert len(summary.failed) == 3 and summary.finished == 3
+
+
+def test_cli_exit_code_counts_failures_and_summarises_them(tiny_config, tmp_path):
+    plugin = tmp_path / "nangan_plugin.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+        from ganbench.registry import register_architecture
+        from ganbench.architectures.dcgan import DCGAN
+
+        @register_architecture("nangan_cli")
+        class NaNGANCLI(DCGAN):
+            def train_step(self, real):
+                losses = super().train_step(real)
+                losses["loss_g"] = losses["loss_g"] * float("inf")
+                return losses
+        """
+        )
+    )
+    config = tiny_config(
+        {
+            'architectures = ["dcgan"]': 'architectures = ["nangan_cli"]',
+            "[architecture.dcgan]": "[architecture.nangan_cli]",
+        }
+    )
+    out = subprocess.run(
+        [
+            *GANBENCH,
+            "run",
+            str(config),
+            "--store",
+            str(tmp_path / "s.sqlite"),
+            "--quiet",
+            "--plugin",
+            str(plugin),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 3, out.stderr
+    assert "3 failed" in out.stdout and "loss loss_g became non-finite" in out.stdout
+
+
+def test_same_trial_twice_gives_identical_scores_on_cpu(tiny_config, tmp_path):
+    cfg = load_config(str(tiny_config()))
+    results = []
+    for run in ("a", "b"):
+        store = Store(tmp_path / run / "s.sqlite")
+        run_matrix(cfg, store, device="cpu", quiet=True)
+        results.append({r.key: r.scores for r in store.records()})
+    assert results[0] == results[1]
+    assert all(v is not None for v in results[0].values())
+
+
+def test_rerun_skips_finished_trials(tiny_config, tmp_path):
+    cfg = load_config(str(tiny_config()))
+    store = Store(tmp_path / "s.sqlite")
+    first = run_matrix(cfg, store, device="cpu", quiet=True)
+    finished_at = {r.key: r.finished for r in store.records()}
+    second = run_matrix(cfg, store, device="cpu", quiet=True)
+    assert first.finished == 3 and second.finished == 0 and second.skipped == 3
+    assert {r.key: r.finished for r in store.records()} == finished_at
+
+
+def test_killed_run_resumes_without_recomputing_finished_trials(tiny_config, tmp_path):
+    """kill -9 part-way: finished rows stay, the row left running is redone, nothing finished is rerun."""
+    config = tiny_config({"seeds = [0]": "seeds = [0, 1, 2]", "steps = 40": "steps = 150"})
+    db = tmp_path / "runs" / "s.sqlite"
+    proc = subprocess.Popen(
+        [*GANBENCH, "run", str(config), "--store", str(db), "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    finished_before = {}
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if db.exists():
+                with sqlite3.connect(db) as con:
+                    rows = con.execute("SELECT key, status, finished FROM trials").fetchall()
+                done = {k: f for k, s, f in rows if s == "finished"}
+                if len(done) >= 1 and any(s == "running" for _, s, _ in rows):
+                    finished_before = done
+                    break
+            assert proc.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert finished_before, "no trial finished in time"
+    store = Store(db)
+    assert "running" in _statuses(store).values()  # left behind by the dead process
+    out = subprocess.run(
+        [*GANBENCH, "run", str(config), "--store", str(db), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    after = {r.key: r for r in store.records()}
+    assert all(r.status == "finished" for r in after.values())
+    for key, finished in finished_before.items():
+        assert after[key].finished == finished and after[key].attempts == 1
+    assert any(r.attempts == 2 for r in after.values())  # the killed trial was redone
+    out = subprocess.run(
+        [*GANBENCH, "run", str(config), "--store", str(db), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert f"{len(after)} already done, 0 ran" in out.stdout
+
+
+def test_a_crashed_worker_fails_only_its_trial(tiny_config, tmp_path):
+    plugin = tmp_path / "crash_plugin.py"
+    plugin.write_text(
+        textwrap.dedent(
+            """
+        import os
+        from ganbench.registry import register_architecture
+        from ganbench.architectures.dcgan import DCGAN
+
+        @register_architecture("crashgan")
+        class CrashGAN(DCGAN):
+            def train_step(self, real):
+                os._exit(7)  # the worker process dies, as on a segfault or OOM kill
+        """
+        )
+    )
+    config = tiny_config(
+        {'architectures = ["dcgan"]': 'architectures = ["dcgan", "crashgan"]'},
+        extra="[architecture.crashgan]\nwidth = 8\n",
+    )
+    db = tmp_path / "s.sqlite"
+    out = subprocess.run(
+        [
+            *GANBENCH,
+            "run",
+            str(config),
+            "--store",
+            str(db),
+            "--quiet",
+            "--workers",
+            "2",
+            "--plugin",
+            str(plugin),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 3, out.stdout + out.stderr
+    records = Store(db).records()
+    crash_train = [
+        r for r in records if r.labels["architecture"] == "crashgan" and r.kind == "train"
+    ][0]
+    assert (
+        crash_train.status == "failed" and "worker process died (exit code 7)" in crash_train.error
+    )
+    assert all(r.status == "finished" for r in records if r.labels["architecture"] == "dcgan")
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    spec = create_dataset("digits").spec
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(b"\x00garbage, not safetensors" * 10)
+    with pytest.raises(CheckpointError, match=r"is corrupt .*delete .* and rerun"):
+        load_checkpoint(create_architecture("dcgan", spec, width=8), path)
+    with pytest.raises(CheckpointError, match="is missing"):
+        load_checkpoint(
+            create_architecture("dcgan", spec, width=8), tmp_path / "absent.safetensors"
+        )
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    from ganbench.checkpoint import save_checkpoint
+
+    spec = create_dataset("digits").spec
+    save_checkpoint(create_architecture("dcgan", spec, width=8), tmp_path / CHECKPOINT)
+    with pytest.raises(CheckpointError, match="does not fit architecture 'dcgan'"):
+        load_checkpoint(create_architecture("dcgan", spec, width=16), tmp_path / CHECKPOINT)
+
+
+def test_evaluation_on_a_corrupt_checkpoint_fails_that_trial_only(tiny_config, tmp_path):
+    cfg = load_config(str(tiny_config()))
+    store = Store(tmp_path / "s.sqlite")
+    run_matrix(cfg, store, device="cpu", quiet=True)
+    train = [r for r in store.records() if r.kind == "train"][0]
+    ckpt = Path(store.artifact_dir(train.key)) / CHECKPOINT
+    ckpt.write_bytes(b"corrupt")
+    evaluate = [r for r in store.records() if r.kind == "evaluate"][0]
+    with pytest.raises(CheckpointError, match="is corrupt"):
+        run_evaluate(
+            evaluate.config,
+            train.config,
+            store.artifact_dir(train.key),
+            tmp_path / "e",
+            torch.device("cpu"),
+            progress=False,
+        )
+    assert all(r.status == "finished" for r in store.records())  # nothing stored was lost
+
+
+def test_a_store_that_is_not_sqlite_is_refused(tmp_path):
+    bad = tmp_path / "s.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    out = subprocess.run([*GANBENCH, "show", "--store", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "is not a ganbench SQLite database" in out.stderr
+    assert bad.read_bytes() == b"this is not a database" * 100
