@@ -31,6 +31,8 @@ def test_dcgan_at_the_smoke_budget_beats_the_same_network_untrained(tmp_path, re
         print(f"{name}: {value:.4f}")
     assert untrained_c2st > 0.95  # an untrained generator is trivially separable
     # clearly lower: the trained network's 95% interval lies wholly below the untrained one's
-    assert scores[("trained", "c2st")]["c2st_ci_high"] < scores[("untrained", "c2st")]["c2st_ci_low"]
+    assert (
+        scores[("trained", "c2st")]["c2st_ci_high"] < scores[("untrained", "c2st")]["c2st_ci_low"]
+    )
     assert trained_c2st < untrained_c2st - 0.05
     assert trained_mmd < 0.1 * untrained_mmd
