@@ -112,6 +112,8 @@ def collect_records(store_path: Path, bundle_dir: Path) -> dict[str, dict]:
 def _fmt(values: list[float]) -> str:
     if not values:
         return "–"
+    if all(0 <= v < 0.001 for v in values) and any(v > 0 for v in values):
+        return "< 0.001"  # p-values and the like: "0.000 ± 0.000" would hide that they are not zero
     mean = float(np.mean(values))
     digits = 3 if abs(mean) < 100 else 1
     if len(values) == 1:

@@ -87,6 +87,7 @@ class Store:
         self.artifacts = self.path.parent / "artifacts"
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
@@ -101,41 +102,11 @@ class Store:
     def artifact_dir(self, key: str) -> Path:
         return self.artifacts / key
 
-    def _row(self, row: tuple) -> TrialRecord:
-        (
-            key,
-            kind,
-            status,
-            config,
-            labels,
-            scores,
-            timings,
-            env,
-            error,
-            host,
-            pid,
-            attempts,
-            created,
-            started,
-            finished,
-        ) = row
-        return TrialRecord(
-            key,
-            kind,
-            status,
-            json.loads(config),
-            json.loads(labels),
-            _loads(scores),
-            _loads(timings),
-            _loads(env),
-            error,
-            host,
-            pid,
-            attempts,
-            created,
-            started,
-            finished,
-        )
+    def _row(self, row: sqlite3.Row) -> TrialRecord:
+        fields = dict(row)
+        for name in ("config", "labels", "scores", "timings", "env"):
+            fields[name] = _loads(fields[name])
+        return TrialRecord(**fields)
 
     def get(self, key: str) -> TrialRecord | None:
         row = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,)).fetchone()
