@@ -63,7 +63,22 @@ def _payload(
     return payload
 
 
+def _die_with_parent(driver_pid: int) -> None:
+    """Linux: the kernel kills this worker when the driver dies (even by kill -9), so no orphan
+    keeps a trial marked running by a live pid after the driver is gone."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver_pid:  # the driver died while this worker was still importing
+        os._exit(1)
+
+
 def _worker(payload: dict, conn) -> None:
+    _die_with_parent(payload["driver_pid"])
     import torch
 
     # several workers share the cores: oversubscribed OpenMP threads slow everything down many-fold
@@ -204,7 +219,7 @@ def run_matrix(
                 (
                     t,
                     _payload(t, store, dev.type, False, train_configs, plugins)
-                    | {"threads": threads},
+                    | {"threads": threads, "driver_pid": os.getpid()},
                 )
                 for t in ready
             ]

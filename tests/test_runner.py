@@ -292,3 +292,51 @@ def test_a_store_that_is_not_sqlite_is_refused(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "is not a ganbench SQLite database" in out.stderr
     assert bad.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_workers_die_with_a_killed_driver(tiny_config, tmp_path):
+    """After kill -9 of the driver no worker lives on holding a trial, so a rerun redoes it."""
+    config = tiny_config({"seeds = [0]": "seeds = [0, 1]", "steps = 40": "steps = 100000"})
+    db = tmp_path / "s.sqlite"
+    driver = subprocess.Popen(
+        [*GANBENCH, "run", str(config), "--store", str(db), "--quiet", "--workers", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker_pids: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(worker_pids) < 2:
+        time.sleep(0.5)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                worker_pids = {
+                    p for (p,) in con.execute("SELECT pid FROM trials WHERE status='running'")
+                }
+    try:
+        assert len(worker_pids) == 2 and driver.pid not in worker_pids
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(p) for p in worker_pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in worker_pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    from ganbench.store import pid_alive
+
+    return pid_alive(pid) and "zombie" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/status").read().lower()
+    except OSError:
+        return "zombie"
