@@ -12,31 +12,40 @@ from safetensors.torch import load_file, save_file
 from ganbench.errors import CheckpointError
 
 
-def save_checkpoint(arch, path: Path) -> None:
-    """Write the architecture's weights atomically (temp file, then rename)."""
+def save_tensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write tensors atomically (temp file, then rename)."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    save_file(
-        arch.state_tensors(),
-        str(tmp),
-        metadata={"architecture": arch.name, "version": arch.version},
-    )
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
     os.replace(tmp, path)
+
+
+def load_tensors(path: Path, where: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing or corrupt one raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"{where} {path} is missing: rerun the trial that writes it (run the matrix again)"
+        )
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{where} {path} is corrupt ({str(exc).splitlines()[0]}): delete {path.parent} and rerun"
+        ) from None
+
+
+def save_checkpoint(arch, path: Path) -> None:
+    """Write the architecture's weights atomically."""
+    save_tensors(arch.state_tensors(), path, {"architecture": arch.name, "version": arch.version})
 
 
 def load_checkpoint(arch, path: Path) -> None:
     """Load weights into ``arch``; a missing, corrupt or mismatched file raises :class:`CheckpointError`."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint {path} is missing: rerun its train trial (delete its row or run again)"
-        )
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt ({str(exc).splitlines()[0]}): delete {path.parent} and rerun"
-        ) from None
+    tensors = load_tensors(path)
     try:
         arch.load_state_tensors(tensors)
     except RuntimeError as exc:

@@ -1,4 +1,4 @@
-"""The ``ganbench`` command: list, run, show, leaderboard."""
+"""The ``ganbench`` command: list, run, show, show-dataset, leaderboard."""
 
 from __future__ import annotations
 
@@ -76,6 +76,33 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_assignments(items: list[str]) -> dict:
+    """``key=value`` pairs, each value read as a TOML value (a bare word stays a string)."""
+    import tomllib
+
+    params = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set image_size=64")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = text
+    return params
+
+
+def cmd_show_dataset(args: argparse.Namespace) -> int:
+    from ganbench.datasets.preview import show_dataset
+    from ganbench.registry import get_dataset
+
+    get_dataset(args.name)  # an unknown name fails here, with the known ones listed
+    out = Path(args.out or f"{args.name}.png")
+    show_dataset(args.name, _parse_assignments(args.set or []), out, n=args.n)
+    print(f"ganbench show-dataset: wrote {out}")
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from ganbench.leaderboard import render
 
@@ -128,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="list every trial, not only the failed ones"
     )
     show.set_defaults(func=cmd_show)
+
+    sd = sub.add_parser(
+        "show-dataset", help="write a PNG of a dataset's real images (and masks, where it has them)"
+    )
+    sd.add_argument("name")
+    sd.add_argument("--out", help="PNG path (default NAME.png)")
+    sd.add_argument("--n", type=int, default=64, help="images in the grid (default 64)")
+    sd.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a dataset parameter, e.g. --set image_size=64 or --set root=/data/mnist (repeatable)",
+    )
+    sd.set_defaults(func=cmd_show_dataset)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard/ from the store and result bundles")
     lb.add_argument("--store", default=str(DEFAULT_STORE))

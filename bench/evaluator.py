@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from ganbench.errors import GanbenchError
 from ganbench.params import resolve_params
 from ganbench.scores import Score
 
@@ -72,7 +73,28 @@ class EvalContext:
     seed: int
     artifact_dir: Path
     quiet: bool = True
-    _cache: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    domain_dir: Path | None = None
+    _cache: dict[tuple, Any] = field(default_factory=dict)
+
+    def domain_network(self):
+        """The dataset's domain network on ``device``, in eval mode (evaluators that read it
+        declare ``"domain"`` in ``requires_dataset``, so the runner trains it first)."""
+        if "domain" not in self._cache:
+            from ganbench.datasets.domain import load_domain_network
+
+            if self.domain_dir is None:
+                raise GanbenchError(
+                    "this evaluation has no domain network: declare 'domain' in requires_dataset"
+                )
+            self._cache["domain"] = load_domain_network(self.domain_dir, self.device)
+        return self._cache["domain"]
+
+    def segmenter(self):
+        """The dataset's segmenter (given the domain network when the evaluation has one)."""
+        if "segmenter" not in self._cache:
+            net = self.domain_network() if self.domain_dir is not None else None
+            self._cache["segmenter"] = self.dataset.segmenter(net)
+        return self._cache["segmenter"]
 
     def rng(self, stream: int = 0) -> torch.Generator:
         """A CPU torch.Generator seeded from the trial seed and a stream number."""

@@ -325,6 +325,7 @@ def run_evaluate(
     artifact_dir: Path,
     device: torch.device,
     progress: bool,
+    domain_artifacts: Path | None = None,
 ) -> dict[str, Any]:
     """Score one trained model (or the real-data reference) with one evaluator."""
     seed_everything(config["seed"])
@@ -343,6 +344,7 @@ def run_evaluate(
         seed=config["seed"],
         artifact_dir=artifact_dir,
         quiet=not progress,
+        domain_dir=domain_artifacts,
     )
     reset_peak_memory(device)
     synchronize(device)
@@ -366,13 +368,18 @@ def run_evaluate(
 
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one trial described by a plain dict; never raises: failures come back as status 'failed'."""
-    device = torch.device(payload["device"])
+    # domain networks always train on the CPU, so every device scores with the same one
+    device = torch.device("cpu" if payload["kind"] == "domain" else payload["device"])
     env = environment(device)
     env["flush_denormal"] = prepare_cpu()
     try:
         for plugin in payload.get("plugins", []):
             load_plugin_file(plugin)
-        if payload["kind"] == "train":
+        if payload["kind"] == "domain":
+            from ganbench.datasets.domain import run_domain
+
+            out = run_domain(payload["config"], Path(payload["artifact_dir"]), payload["progress"])
+        elif payload["kind"] == "train":
             out = run_train(
                 payload["config"], Path(payload["artifact_dir"]), device, payload["progress"]
             )
@@ -384,6 +391,7 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 Path(payload["artifact_dir"]),
                 device,
                 payload["progress"],
+                Path(payload["domain_artifacts"]) if payload.get("domain_artifacts") else None,
             )
         return {"status": "finished", "env": env, **out}
     except GanbenchError as exc:

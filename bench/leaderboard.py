@@ -142,7 +142,11 @@ class MatrixView:
 
     @property
     def empty(self) -> bool:
-        return not any(r["status"] == "finished" for r in self.records.values())
+        """No finished train or evaluation on this device (domain networks are device-free:
+        they alone do not make a device's section)."""
+        return not any(
+            r["status"] == "finished" and r["kind"] != "domain" for r in self.records.values()
+        )
 
     @property
     def slug(self) -> str:
@@ -165,7 +169,7 @@ class MatrixView:
     def rows(self, dataset: str) -> list[Row]:
         seen: dict[tuple[str, str], Row] = {}
         for t in self.trials:
-            if t.labels["dataset"] == dataset:
+            if t.labels["dataset"] == dataset and t.kind != "domain":
                 lab = t.labels
                 arch = lab["architecture"] if lab["reference"] != "real" else "real data"
                 seen.setdefault((arch, lab["reference"]), Row(arch, lab["reference"]))
@@ -356,6 +360,9 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
             continue
         lab = t.labels
         env = rec.get("env") or {}
+        if t.kind == "domain":
+            out.extend(_domain_rows(view, t, rec))
+            continue
         base = {
             "matrix": view.cfg.name,
             "device_type": view.device_type,
@@ -399,6 +406,57 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
                         }
                     )
     return out
+
+
+def _domain_rows(view: MatrixView, t: Trial, rec: dict) -> list[dict[str, Any]]:
+    """results.csv rows of a domain network: its held-out accuracies and R²."""
+    env = rec.get("env") or {}
+    rows = []
+    for name, value in (rec.get("scores") or {}).items():
+        rows.append(
+            {
+                "matrix": view.cfg.name,
+                "device_type": view.device_type,
+                "device": env.get("device"),
+                "dataset": t.labels["dataset"],
+                "architecture": "domain network",
+                "reference": "",
+                "seed": t.labels.get("seed", 0),
+                "status": rec["status"],
+                "trial_key": t.key,
+                "git_commit": env.get("git_commit"),
+                "torch": env.get("torch"),
+                "evaluator": "domain",
+                "score": name,
+                "value": value,
+                "direction": "higher",
+                "unit": "",
+                "error": rec.get("error"),
+            }
+        )
+    return rows
+
+
+def domain_line(view: MatrixView, dataset: str) -> str | None:
+    """One sentence on the dataset's domain network, the feature space of fidelity scores."""
+    for t in view.trials:
+        if t.kind != "domain" or t.labels["dataset"] != dataset:
+            continue
+        rec = view.records.get(t.key)
+        if not rec or rec["status"] != "finished":
+            why = (rec or {}).get("error") or "not run"
+            return f"Domain network: **failed** ({why})."
+        scores = ", ".join(
+            f"{k.replace('accuracy_', 'accuracy ').replace('r2_', 'R² ')} {v:.3f}"
+            for k, v in rec["scores"].items()
+        )
+        seconds = (rec.get("timings") or {}).get("train_s", float("nan"))
+        return (
+            f"Domain network (a small CNN trained by the suite on the real training split, on CPU "
+            f"in {seconds:.0f} s; its features are the feature space of the fidelity scores): "
+            f"held-out {scores}."
+        )
+    return None
 
 
 def _copy_figures(
@@ -452,6 +510,9 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
             quality_table(view, dataset, notes),
             "",
         ]
+        line = domain_line(view, dataset)
+        if line:
+            parts += [line, ""]
         parts += ["**Cost**", "", cost_table(view, dataset), ""]
         grid = []
         for row in view.rows(dataset):

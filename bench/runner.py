@@ -60,6 +60,8 @@ def _payload(
     if trial.depends_on:
         payload["train_config"] = train_configs[trial.depends_on]
         payload["train_artifacts"] = str(store.artifact_dir(trial.depends_on))
+    if trial.extra.get("domain"):
+        payload["domain_artifacts"] = str(store.artifact_dir(trial.extra["domain"]))
     return payload
 
 
@@ -142,8 +144,9 @@ def run_matrix(
     trials = expand(cfg, dev.type)
     summary = RunSummary(total=len(trials))
     train_configs = {t.key: t.config for t in trials if t.kind == "train"}
-    train_status: dict[str, str] = {}
-    train_errors: dict[str, str] = {}
+    # status and error of every prerequisite (domain and train trials), for their dependants
+    prereq_status: dict[str, str] = {}
+    prereq_errors: dict[str, str] = {}
 
     todo: list[Trial] = []
     for trial in trials:
@@ -151,8 +154,8 @@ def run_matrix(
         record = store.get(trial.key)
         if record.status in DONE:
             summary.skipped += 1
-            if trial.kind == "train":
-                train_status[trial.key] = record.status
+            if trial.kind != "evaluate":
+                prereq_status[trial.key] = record.status
         elif store.held_elsewhere(record):
             log(f"skipping {describe(trial)}: running in process {record.pid}")
             summary.skipped += 1
@@ -172,9 +175,9 @@ def run_matrix(
             result.get("env"),
             result.get("error"),
         )
-        if trial.kind == "train":
-            train_status[trial.key] = status
-            train_errors[trial.key] = result.get("error") or status
+        if trial.kind != "evaluate":
+            prereq_status[trial.key] = status
+            prereq_errors[trial.key] = result.get("error") or status
         if status == "finished":
             summary.finished += 1
         elif status == "n/a":
@@ -187,16 +190,17 @@ def run_matrix(
     def blocked(trial: Trial) -> dict | None:
         if trial.not_applicable:
             return {"status": "n/a", "error": trial.not_applicable}
-        if trial.depends_on and train_status.get(trial.depends_on) != "finished":
-            cause = train_errors.get(trial.depends_on) or "it did not finish"
-            return {
-                "status": "failed",
-                "error": f"its train trial {trial.depends_on[:12]} failed: {cause}",
-            }
+        for what, key in (
+            ("train", trial.depends_on),
+            ("domain network", trial.extra.get("domain")),
+        ):
+            if key and prereq_status.get(key) != "finished":
+                cause = prereq_errors.get(key) or "it did not finish"
+                return {"status": "failed", "error": f"its {what} trial {key[:12]} failed: {cause}"}
         return None
 
     n_workers = workers or cfg.workers
-    for phase in ("train", "evaluate"):
+    for phase in ("domain", "train", "evaluate"):
         ready = []
         for trial in (t for t in todo if t.kind == phase):
             early = blocked(trial)

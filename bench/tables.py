@@ -12,6 +12,24 @@ def _doc(cls: type) -> str:
     return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
+def _dataset_contents(cls: type) -> str:
+    """Size, resolution, classes, masks, factors; for a local dataset without a root, its layout."""
+    from ganbench.errors import GanbenchError
+
+    try:
+        spec = cls().spec
+    except GanbenchError:
+        layout = getattr(cls, "layout", "")
+        return f'local files: set root = "..." in [dataset.{cls.name}]; expects {layout}'.strip()
+    size = f"{spec.image_size}x{spec.image_size}x{spec.channels}"
+    return (
+        f"{spec.train_size}+{spec.test_size} images, {size}, classes {spec.num_classes or '-'}, "
+        f"masks {'yes' if spec.has_masks else 'no'}, "
+        f"segmenter {'yes' if spec.has_segmenter else 'no'}, "
+        f"factors {', '.join(spec.factors) or 'no'}"
+    )
+
+
 def list_table(family: str, registry: Registry) -> str:
     rows = []
     for name in registry.names():
@@ -23,12 +41,7 @@ def list_table(family: str, registry: Registry) -> str:
         if family == "architectures":
             extra = ", ".join(sorted(cls.capabilities)) or "-"
         elif family == "datasets":
-            spec = cls().spec
-            extra = (
-                f"{spec.train_size}+{spec.test_size} images, {spec.image_size}x{spec.image_size}x"
-                f"{spec.channels}, classes {spec.num_classes or '-'}, masks {'yes' if spec.has_masks else 'no'},"
-                f" factors {', '.join(spec.factors) or 'no'}"
-            )
+            extra = _dataset_contents(cls)
         else:
             extra = ", ".join(s.name + s.arrow for s in cls.scores if s.primary)
         rows.append([name, cls.version, extra, _doc(cls)])

@@ -47,7 +47,7 @@ class Trial:
     """One cell of the matrix: a train or an evaluate trial."""
 
     key: str
-    kind: str  # "train" | "evaluate"
+    kind: str  # "domain" | "train" | "evaluate"
     config: dict[str, Any]
     labels: dict[
         str, Any
@@ -81,12 +81,29 @@ def train_config(
 
 
 def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
-    """All trials of a matrix, train trials first; evaluation trials name the train trial they need."""
+    """All trials of a matrix: domain networks, then training, then evaluations.
+
+    An evaluation names the train trial it scores (``depends_on``) and, when its evaluator
+    reads the dataset's domain network, that network's trial (``extra["domain"]``), whose
+    key is then part of the evaluation's config.
+    """
+    from ganbench.datasets.domain import domain_config
+
+    domains: list[Trial] = []
     trials: list[Trial] = []
     evaluations: list[Trial] = []
     for dataset in cfg.datasets:
         dparams = cfg.dataset_params[dataset]
         features = get_dataset(dataset)(**dparams).spec.features
+        domain_key = None
+        wants_domain = any(
+            "domain" in evaluator_registry(ev).get(ev).requires_dataset for ev in cfg.evaluators
+        )
+        if wants_domain and "domain" in features:
+            dcfg = domain_config(dataset, dparams)
+            domain_key = trial_key(dcfg)
+            labels = {"architecture": "domain network", "dataset": dataset, "seed": 0}
+            domains.append(Trial(domain_key, "domain", dcfg, labels))
         sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
         for seed in cfg.seeds:
             for arch in cfg.architectures:
@@ -130,6 +147,9 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
                         "seed": seed,
                         "device": device_type,
                     }
+                    extra = {}
+                    if "domain" in ev_cls.requires_dataset and domain_key:
+                        econfig["domain"] = extra["domain"] = domain_key
                     who = arch if arch else "the real-data reference"
                     labels = {
                         "architecture": arch or "real data",
@@ -146,7 +166,8 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
                             labels,
                             depends_on=train_key,
                             not_applicable=ev_cls.not_applicable_reason(caps, features, who),
+                            extra=extra,
                         )
                     )
             sources.clear()
-    return trials + evaluations
+    return domains + trials + evaluations

@@ -64,7 +64,46 @@ def test_list_shows_every_family():
 
 def test_list_datasets_shows_size_resolution_and_classes():
     out = run("list", "datasets")
-    assert "32x32x1" in out.stdout and "classes 10" in out.stdout
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    assert "1438+359 images, 32x32x1, classes 10, masks yes" in lines["digits"]
+    assert "8000+2000 images, 32x32x3, classes 3, masks yes, segmenter yes" in lines["shapes"]
+    assert "factors shape, colour, x, y, scale, background" in lines["shapes"]
+    # local datasets cannot be sized without their files: the listing says what to put where
+    for name in ("mnist", "fashion_mnist", "cifar10", "celeba", "lsun_bedroom", "imagefolder"):
+        assert f'set root = "..." in [dataset.{name}]' in lines[name], name
+    assert "train-images-idx3-ubyte" in lines["mnist"]
+
+
+def test_show_dataset_writes_a_png_with_masks(tmp_path):
+    from PIL import Image
+
+    out = run(
+        "show-dataset", "shapes", "--set", "train_size=64", "--set", "test_size=8", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    png = tmp_path / "shapes.png"
+    with Image.open(png) as img:
+        wide, high = img.size
+    assert wide > high  # the image grid plus a mask table (image + 10 concepts) beside it
+    out = run("show-dataset", "digits", "--out", str(tmp_path / "d.png"), "--n", "16")
+    assert out.returncode == 0 and (tmp_path / "d.png").stat().st_size > 1000
+
+
+def test_show_dataset_errors(tmp_path):
+    assert_one_line_error(run("show-dataset", "shapez", cwd=tmp_path), "did you mean 'shapes'")
+    assert_one_line_error(
+        run("show-dataset", "mnist", cwd=tmp_path), "no root set", "[dataset.mnist]"
+    )
+    assert_one_line_error(
+        run("show-dataset", "mnist", "--set", f"root={tmp_path}/none", cwd=tmp_path),
+        "mnist",
+        "none",
+    )
+    assert_one_line_error(
+        run("show-dataset", "shapes", "--set", "colours=3", cwd=tmp_path), "unknown key 'colours'"
+    )
+    assert_one_line_error(run("show-dataset", "shapes", "--set", "oops", cwd=tmp_path), "KEY=VALUE")
 
 
 def test_unknown_config_name(tmp_path):
