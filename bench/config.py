@@ -37,6 +37,7 @@ TOP_LEVEL = {
     "metrics": list,
     "explainers": list,
     "references": list,
+    "exclude": list,
     "train": dict,
     "architecture": dict,
     "dataset": dict,
@@ -61,6 +62,7 @@ class MatrixConfig:
     metrics: list[str] = field(default_factory=list)
     explainers: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
+    exclude: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
     architecture_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -69,6 +71,11 @@ class MatrixConfig:
     @property
     def evaluators(self) -> list[str]:
         return self.metrics + self.explainers
+
+    def excluded(self, architecture: str, dataset: str) -> bool:
+        """Whether an ``exclude`` entry leaves this architecture × dataset cell out of the matrix."""
+        cell = {"architecture": architecture, "dataset": dataset}
+        return any(all(cell[k] == v for k, v in entry.items()) for entry in self.exclude)
 
 
 def shipped_configs() -> list[str]:
@@ -169,6 +176,8 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
     if not cfg.datasets:
         raise ConfigError(f"{source}: key 'datasets' must name at least one dataset")
 
+    cfg.exclude = _exclude(source, data.get("exclude", []), cfg)
+
     cfg.train = resolve_params(TRAIN_DEFAULTS, data.get("train"), f"{source}: [train]")
     for key in ("batch_size", "log_every", "grid_size"):
         if cfg.train[key] < 1:
@@ -188,6 +197,26 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
             _param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
         )
     return cfg
+
+
+def _exclude(source: str, entries: list, cfg: MatrixConfig) -> list[dict[str, str]]:
+    """``exclude = [{architecture = "sagan", dataset = "shapes"}]``: cells left out of the cross."""
+    listed = {"architecture": cfg.architectures, "dataset": cfg.datasets}
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry or set(entry) - set(listed):
+            raise ConfigError(
+                f"{source}: each 'exclude' entry must be a table with keys architecture and/or "
+                f"dataset, e.g. {{architecture = \"sagan\", dataset = \"shapes\"}}; got {entry!r}"
+            )
+        for key, value in entry.items():
+            if value not in listed[key]:
+                raise ConfigError(
+                    f"{source}: 'exclude' names {key} {value!r}, which the {key}s list does not "
+                    f"name (listed: {', '.join(listed[key]) or 'none'})"
+                )
+        out.append(dict(entry))
+    return out
 
 
 def _param_tables(

@@ -192,9 +192,11 @@ class MatrixView:
         return out
 
 
-def score_columns(cfg: MatrixConfig) -> list[tuple[str, Score]]:
+def score_columns(
+    cfg: MatrixConfig, evaluators: list[str] | None = None
+) -> list[tuple[str, Score]]:
     cols = []
-    for ev in cfg.evaluators:
+    for ev in cfg.evaluators if evaluators is None else evaluators:
         cls = evaluator_registry(ev).get(ev)
         cols.extend((ev, s) for s in cls.scores if s.primary)
     return cols
@@ -245,8 +247,15 @@ def win_rates(
     return {i: float(np.mean(v)) for i, v in rates.items()}
 
 
-def quality_table(view: MatrixView, dataset: str, notes: list[str]) -> str:
-    columns = score_columns(view.cfg)
+def quality_table(
+    view: MatrixView, dataset: str, notes: list[str], evaluators: list[str] | None = None
+) -> str:
+    """Rows × primary scores of ``evaluators`` (default: the matrix's metrics), with win rates.
+
+    Rows whose every cell is ``n/a`` (an explainer that needs a capability the row lacks)
+    are left out.
+    """
+    columns = score_columns(view.cfg, view.cfg.metrics if evaluators is None else evaluators)
     rows = view.rows(dataset)
     texts: dict[int, list[str]] = {}
     means: dict[int, dict[str, float]] = defaultdict(dict)
@@ -270,7 +279,9 @@ def quality_table(view: MatrixView, dataset: str, notes: list[str]) -> str:
             for i, v in have.items():
                 if v == best:
                     texts[i][c] = f"**{texts[i][c]}**"
-    rates = win_rates(means, columns, rows)
+    keep = [i for i in range(len(rows)) if any(t != "n/a" for t in texts[i])]
+    rates = win_rates({j: means[i] for j, i in enumerate(keep)}, columns, [rows[i] for i in keep])
+    rates = {keep[j]: r for j, r in rates.items()}
     headers = (
         ["architecture", "seeds"]
         + [f"{s.name} {s.arrow}".strip() for _, s in columns]
@@ -278,6 +289,8 @@ def quality_table(view: MatrixView, dataset: str, notes: list[str]) -> str:
     )
     table = []
     for i, row in enumerate(rows):
+        if i not in keep:
+            continue
         cells = view.cells(dataset, row, "evaluate")
         seeds = len({t.labels["seed"] for t, rec in cells if rec and rec["status"] == "finished"})
         rate = f"{rates[i]:.2f}" if i in rates else "–"
@@ -486,9 +499,36 @@ def _copy_figures(
     return figures
 
 
+def _copy_explainer_figures(
+    view: MatrixView, store_artifacts: Path, out: Path
+) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
+    """Copy the PNGs explainers wrote into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
+    figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
+    for t in view.trials:
+        lab = t.labels
+        if t.kind != "evaluate" or lab.get("evaluator") not in view.cfg.explainers:
+            continue
+        rec = view.records.get(t.key)
+        if not rec or rec["status"] != "finished":
+            continue
+        folder = out / "figures" / view.slug / lab["dataset"]
+        prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
+        src_dir = store_artifacts / t.key
+        if src_dir.is_dir():
+            for src in sorted(src_dir.glob("*.png")):
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, folder / (prefix + src.name))
+        # copies from an earlier render stay usable when only the bundle is left
+        for dst in sorted(folder.glob(prefix + "*.png")) if folder.is_dir() else []:
+            key = (lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])
+            figures[key].append((lab["evaluator"], dst.relative_to(out).as_posix()))
+    return figures
+
+
 def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
     cfg = view.cfg
     figures = _copy_figures(view, artifacts, out)
+    explainer_figures = _copy_explainer_figures(view, artifacts, out)
     parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
@@ -531,6 +571,29 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
                 *grid,
                 "",
             ]
+        if cfg.explainers:
+            parts += [
+                "**Explanations** (intrinsic explanations and explainer scores; mean ± std over "
+                "seeds; architectures an explainer does not apply to are left out)",
+                "",
+                quality_table(view, dataset, notes, cfg.explainers),
+                "",
+            ]
+            shown = []
+            for row in view.rows(dataset):
+                for ev, rel in explainer_figures.get(
+                    (dataset, row.architecture, row.reference, cfg.seeds[0]), []
+                ):
+                    shown.append(f"| {row.label} | {ev} | ![{row.label} {ev}]({rel}) |")
+            if shown:
+                parts += [
+                    f"**Explanation figures** (seed {cfg.seeds[0]})",
+                    "",
+                    "| | explainer | |",
+                    "|---|---|---|",
+                    *shown,
+                    "",
+                ]
         if notes:
             parts += [f"[^{i}]: {note}" for i, note in enumerate(notes, 1)] + [""]
     parts += ["### Legend", "", legend(view), ""]

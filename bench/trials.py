@@ -107,6 +107,8 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
         sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
         for seed in cfg.seeds:
             for arch in cfg.architectures:
+                if cfg.excluded(arch, dataset):
+                    continue
                 arch_cls = get_architecture(arch)
                 variants = [("trained", cfg.train["steps"])]
                 if "untrained" in cfg.references:

@@ -1,4 +1,5 @@
 """Explainers of generators and discriminators: one module per family, registered by decorator.
 
-Empty for now: the explainer issues fill this registry.
+Intrinsic explanations so far: ``codes`` (InfoGAN's categorical and continuous codes) and
+``attention`` (SAGAN's self-attention maps).
 """

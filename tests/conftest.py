@@ -65,6 +65,20 @@ def _flush_denormals():
     prepare_cpu()
 
 
+@pytest.fixture(scope="session")
+def domain_cache(tmp_path_factory):
+    """One folder of domain networks for the whole session (each takes ~30 s to train)."""
+    return tmp_path_factory.mktemp("domain")
+
+
+@pytest.fixture(scope="session")
+def digits_domain_net(domain_cache):
+    """The digits domain network, trained by the suite on CPU (held-out accuracy ~0.997)."""
+    from ganbench.datasets.domain import domain_network
+
+    return domain_network("digits", {}, domain_cache)
+
+
 @contextlib.contextmanager
 def registered(registry, name: str, cls: type):
     """Register ``cls`` for the duration of a test only (registry-parametrised tests stay clean)."""

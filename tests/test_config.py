@@ -80,6 +80,18 @@ def test_missing_toml_file_is_named(tmp_path):
         ({"log_every = 10": "log_evry = 10"}, "", r"\[train\]: unknown key 'log_evry'"),
         # 12. wrong type of a top-level key
         ({'datasets = ["digits"]': 'datasets = "digits"'}, "", r"key 'datasets' must be a list"),
+        # 13. an exclude entry naming an architecture the matrix does not list
+        (
+            {"references = []": 'references = []\nexclude = [{architecture = "sagan"}]'},
+            "",
+            r"'exclude' names architecture 'sagan', which the architectures list does not name",
+        ),
+        # 14. an exclude entry with a key other than architecture and dataset
+        (
+            {"references = []": "references = []\nexclude = [{seed = 0}]"},
+            "",
+            r"each 'exclude' entry must be a table with keys architecture and/or dataset",
+        ),
     ],
 )
 def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace, extra, expected):
@@ -87,6 +99,26 @@ def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace,
     with pytest.raises(ConfigError, match=expected) as err:
         load_config(str(path))
     assert "\n" not in str(err.value)
+
+
+def test_exclude_leaves_cells_out_of_the_cross(tiny_config):
+    from ganbench.trials import expand
+
+    path = tiny_config(
+        {
+            'architectures = ["dcgan"]': 'architectures = ["dcgan", "sagan"]',
+            'datasets = ["digits"]': 'datasets = ["digits", "shapes"]',
+            "references = []": 'references = []\nexclude = [{architecture = "sagan", dataset = "shapes"}]',
+        }
+    )
+    cfg = load_config(str(path))
+    cells = {
+        (t.labels["architecture"], t.labels["dataset"])
+        for t in expand(cfg, "cpu")
+        if t.kind == "train"
+    }
+    assert cells == {("dcgan", "digits"), ("dcgan", "shapes"), ("sagan", "digits")}
+    assert cfg.excluded("sagan", "shapes") and not cfg.excluded("sagan", "digits")
 
 
 def test_only_narrows_the_matrix(tiny_config):

@@ -27,18 +27,18 @@ from ganbench.trials import expand, trial_key
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("domain")
+def cache(domain_cache):
+    return domain_cache
 
 
 @pytest.fixture(scope="module")
-def digits_net(cache):
-    return domain_network("digits", {}, cache)
+def digits_net(digits_domain_net):
+    return digits_domain_net
 
 
 @pytest.fixture(scope="module")
-def shapes_net(cache):
-    return domain_network("shapes", {}, cache)
+def shapes_net(domain_cache):
+    return domain_network("shapes", {}, domain_cache)
 
 
 def test_digits_domain_network_reaches_097_on_held_out_digits(digits_net, cache):

@@ -1,0 +1,84 @@
+"""The intrinsic explainers in a matrix: scored where they apply, n/a elsewhere, in their own table."""
+
+from __future__ import annotations
+
+from ganbench.config import load_config
+from ganbench.leaderboard import render
+from ganbench.runner import run_matrix
+from ganbench.store import Store
+from ganbench.trials import expand
+
+MATRIX = """
+name = "tinyintrinsic"
+seeds = [0]
+architectures = ["dcgan", "sagan", "infogan"]
+datasets = ["digits"]
+metrics = ["mmd"]
+explainers = ["codes", "attention"]
+references = ["real"]
+
+[train]
+steps = 20
+batch_size = 32
+log_every = 10
+grid_size = 16
+
+[architecture.dcgan]
+width = 8
+
+[architecture.sagan]
+width = 8
+
+[architecture.infogan]
+width = 8
+
+[metric.mmd]
+n = 64
+permutations = 20
+
+[explainer.codes]
+n_per_category = 20
+
+[explainer.attention]
+n = 16
+figure_images = 2
+"""
+
+
+def test_intrinsic_explainers_run_where_they_apply_and_get_their_own_table(tmp_path):
+    path = tmp_path / "tinyintrinsic.toml"
+    path.write_text(MATRIX)
+    cfg = load_config(str(path))
+    store = Store(tmp_path / "s.sqlite")
+    summary = run_matrix(cfg, store, device="cpu", quiet=True, log=lambda s: None)
+    assert not summary.failed, summary.failed
+    status = {}
+    for t in expand(cfg, "cpu"):
+        if t.kind == "evaluate":
+            rec = store.get(t.key)
+            status[(t.labels["architecture"], t.labels["evaluator"])] = (rec.status, rec.error)
+    assert status[("infogan", "codes")][0] == "finished"
+    assert status[("sagan", "attention")][0] == "finished"
+    for arch, ev in [
+        ("dcgan", "codes"),
+        ("sagan", "codes"),
+        ("dcgan", "attention"),
+        ("infogan", "attention"),
+    ]:
+        state, why = status[(arch, ev)]
+        assert state == "n/a" and "needs capability" in why, (arch, ev, why)
+    assert status[("real data", "codes")][0] == "n/a"
+
+    render(store_path=store.path, out=tmp_path / "lb", configs=[str(path)])
+    page = (tmp_path / "lb" / "README.md").read_text()
+    quality, explanations = page.split("**Explanations**")
+    assert "code_accuracy" not in quality and "attn_entropy_g" not in quality
+    table = explanations.split("**Explanation figures**")[0]
+    assert "code_accuracy ↑" in table and "attn_entropy_g" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    names = [r.split("|")[1].strip() for r in rows[1:]]
+    assert names == ["infogan", "sagan"]  # dcgan and the real data: every cell n/a, left out
+    figures = sorted(p.name for p in (tmp_path / "lb" / "figures").rglob("*.png"))
+    assert "infogan-trained-seed0-codes-codes-c1.png" in figures
+    assert "sagan-trained-seed0-attention-attention.png" in figures
+    assert "sagan-trained-seed0-attention-attention.png" in explanations
