@@ -207,7 +207,7 @@ def _exclude(source: str, entries: list, cfg: MatrixConfig) -> list[dict[str, st
         if not isinstance(entry, dict) or not entry or set(entry) - set(listed):
             raise ConfigError(
                 f"{source}: each 'exclude' entry must be a table with keys architecture and/or "
-                f"dataset, e.g. {{architecture = \"sagan\", dataset = \"shapes\"}}; got {entry!r}"
+                f'dataset, e.g. {{architecture = "sagan", dataset = "shapes"}}; got {entry!r}'
             )
         for key, value in entry.items():
             if value not in listed[key]:
