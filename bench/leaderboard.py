@@ -280,6 +280,8 @@ def quality_table(
                 if v == best:
                     texts[i][c] = f"**{texts[i][c]}**"
     keep = [i for i in range(len(rows)) if any(t != "n/a" for t in texts[i])]
+    if not keep:
+        return ""
     rates = win_rates({j: means[i] for j, i in enumerate(keep)}, columns, [rows[i] for i in keep])
     rates = {keep[j]: r for j, r in rates.items()}
     headers = (
@@ -571,12 +573,13 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
                 *grid,
                 "",
             ]
-        if cfg.explainers:
+        explained = quality_table(view, dataset, notes, cfg.explainers) if cfg.explainers else ""
+        if explained:
             parts += [
                 "**Explanations** (intrinsic explanations and explainer scores; mean ± std over "
                 "seeds; architectures an explainer does not apply to are left out)",
                 "",
-                quality_table(view, dataset, notes, cfg.explainers),
+                explained,
                 "",
             ]
             shown = []
