@@ -24,6 +24,8 @@ DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("local", "ray")
 REFERENCES = ("untrained", "real")
 TRAIN_DEFAULTS: dict[str, Any] = {"steps": 1000, "batch_size": 64, "log_every": 25, "grid_size": 64}
+# ``[train.NAME]``: one architecture's own budget, where it needs more (or fewer) steps or seeds
+ARCH_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int, "seeds": list}
 
 TOP_LEVEL = {
     "name": str,
@@ -64,13 +66,30 @@ class MatrixConfig:
     references: list[str] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
+    train_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     architecture_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a variant (``[architecture.NAME] variant_of = "ifgan"``) -> its registered architecture
+    variants: dict[str, str] = field(default_factory=dict)
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def evaluators(self) -> list[str]:
         return self.metrics + self.explainers
+
+    def base_architecture(self, architecture: str) -> str:
+        """The registered architecture behind a name of the ``architectures`` list."""
+        return self.variants.get(architecture, architecture)
+
+    def train_for(self, architecture: str) -> dict[str, Any]:
+        """The ``[train]`` settings with ``[train.ARCHITECTURE]``'s steps and batch size applied."""
+        over = self.train_overrides.get(architecture, {})
+        return {**self.train, **{k: v for k, v in over.items() if k != "seeds"}}
+
+    def seeds_for(self, architecture: str) -> list[int]:
+        """The seeds this architecture trains with: ``[train.ARCHITECTURE] seeds`` or all."""
+        chosen = self.train_overrides.get(architecture, {}).get("seeds", self.seeds)
+        return [s for s in self.seeds if s in chosen]  # `--seeds` on the command line narrows both
 
     def excluded(self, architecture: str, dataset: str) -> bool:
         """Whether an ``exclude`` entry leaves this architecture × dataset cell out of the matrix."""
@@ -159,9 +178,12 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
     if cfg.workers < 1:
         raise ConfigError(f"{source}: key 'workers' must be at least 1, got {cfg.workers}")
 
+    cfg.variants = _variants(source, data.get("architecture", {}))
+    listed = data.get("architectures", [])
     cfg.architectures = _names(
-        source, "architectures", data.get("architectures", []), ARCHITECTURES
+        source, "architectures", [a for a in listed if a not in cfg.variants], ARCHITECTURES
     )
+    cfg.architectures = list(listed)
     cfg.datasets = _names(source, "datasets", data.get("datasets", []), DATASETS)
     cfg.metrics = _names(source, "metrics", data.get("metrics", []), METRICS)
     cfg.explainers = _names(source, "explainers", data.get("explainers", []), EXPLAINERS)
@@ -178,7 +200,10 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
 
     cfg.exclude = _exclude(source, data.get("exclude", []), cfg)
 
-    cfg.train = resolve_params(TRAIN_DEFAULTS, data.get("train"), f"{source}: [train]")
+    train = dict(data.get("train", {}))
+    overrides = {k: train.pop(k) for k in list(train) if isinstance(train[k], dict)}
+    cfg.train = resolve_params(TRAIN_DEFAULTS, train, f"{source}: [train]")
+    cfg.train_overrides = _train_overrides(source, overrides, cfg)
     for key in ("batch_size", "log_every", "grid_size"):
         if cfg.train[key] < 1:
             raise ConfigError(
@@ -187,8 +212,18 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
     if cfg.train["steps"] < 0:
         raise ConfigError(f"{source}: [train] key 'steps' must be >= 0, got {cfg.train['steps']}")
 
+    arch_tables = {
+        name: {k: v for k, v in table.items() if k != "variant_of"}
+        if isinstance(table, dict)
+        else table
+        for name, table in data.get("architecture", {}).items()
+    }
     cfg.architecture_params = _param_tables(
-        source, data, "architecture", cfg.architectures, ARCHITECTURES.get
+        source,
+        {"architecture": arch_tables},
+        "architecture",
+        cfg.architectures,
+        lambda n: ARCHITECTURES.get(cfg.base_architecture(n)),
     )
     cfg.dataset_params = _param_tables(source, data, "dataset", cfg.datasets, get_dataset)
     cfg.evaluator_params = {}
@@ -197,6 +232,55 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
             _param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
         )
     return cfg
+
+
+def _variants(source: str, tables: dict) -> dict[str, str]:
+    """``[architecture.ifgan-plain] variant_of = "ifgan"``: a named re-parametrisation, listed
+    and reported as an architecture of its own (an ablation, say), built by the registered one."""
+    out = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict) or "variant_of" not in table:
+            continue
+        base = table["variant_of"]
+        where = f"{source}: [architecture.{name}]"
+        if not isinstance(base, str) or base not in ARCHITECTURES:
+            raise ConfigError(
+                f"{where}: {ARCHITECTURES.unknown_message(str(base), 'in key variant_of')}"
+            )
+        if name in ARCHITECTURES:
+            raise ConfigError(
+                f"{where}: a variant needs a name of its own; {name!r} is a registered architecture"
+            )
+        out[name] = base
+    return out
+
+
+def _train_overrides(source: str, tables: dict, cfg: MatrixConfig) -> dict[str, dict[str, Any]]:
+    """``[train.infogan] steps = 15000``: an architecture's own steps, batch size or seeds."""
+    out = {}
+    for name, table in tables.items():
+        where = f"{source}: [train.{name}]"
+        if name not in cfg.architectures:
+            raise ConfigError(
+                f"{where} sets the budget of {name!r}, which the architectures list does not "
+                f"name (listed: {', '.join(cfg.architectures) or 'none'})"
+            )
+        for key, value in table.items():
+            if key not in ARCH_BUDGET_KEYS:
+                raise ConfigError(
+                    f"{where}: unknown key {key!r} (allowed: {', '.join(ARCH_BUDGET_KEYS)})"
+                )
+            _expect(where, key, value, ARCH_BUDGET_KEYS[key])
+        if table.get("steps", 0) < 0 or table.get("batch_size", 1) < 1:
+            raise ConfigError(f"{where}: steps must be >= 0 and batch_size >= 1, got {table!r}")
+        seeds = table.get("seeds")
+        if seeds is not None and (not seeds or any(s not in cfg.seeds for s in seeds)):
+            raise ConfigError(
+                f"{where}: 'seeds' must be a non-empty subset of the matrix seeds {cfg.seeds}, "
+                f"got {seeds!r}"
+            )
+        out[name] = dict(table)
+    return out
 
 
 def _exclude(source: str, entries: list, cfg: MatrixConfig) -> list[dict[str, str]]:

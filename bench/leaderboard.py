@@ -527,6 +527,19 @@ def _copy_explainer_figures(
     return figures
 
 
+def _budget_words(cfg: MatrixConfig, arch: str) -> str:
+    train = cfg.train_for(arch)
+    words = f"{train['steps']} steps × batch {train['batch_size']}"
+    if cfg.seeds_for(arch) != cfg.seeds:
+        words += f", seed{'s' if len(cfg.seeds_for(arch)) > 1 else ''} {', '.join(map(str, cfg.seeds_for(arch)))}"
+    return words
+
+
+def _first_seed_words(cfg: MatrixConfig) -> str:
+    firsts = {(cfg.seeds_for(a) or cfg.seeds)[0] for a in cfg.architectures} | {cfg.seeds[0]}
+    return f"seed {cfg.seeds[0]}" if len(firsts) == 1 else "first seed of each architecture"
+
+
 def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
     cfg = view.cfg
     figures = _copy_figures(view, artifacts, out)
@@ -535,8 +548,13 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
     if cfg.description:
         parts += [cfg.description, ""]
     n_done = sum(r["status"] == "finished" for r in view.records.values())
+    own = "".join(
+        f" ({arch}: {_budget_words(cfg, arch)})"
+        for arch in cfg.architectures
+        if arch in cfg.train_overrides
+    )
     parts += [
-        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}; "
+        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{own}; "
         f"{n_done} of {len(view.trials)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
         f"Code: {', '.join(c[:12] for c in view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
@@ -560,13 +578,13 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
         for row in view.rows(dataset):
             if row.reference == "real":
                 continue
-            seed = cfg.seeds[0]
+            seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
             rel = figures.get((dataset, row.architecture, row.reference, seed))
             if rel:
                 grid.append(f"| {row.label} | ![{row.label} samples, seed {seed}]({rel}) |")
         if grid:
             parts += [
-                f"**Samples** (seed {cfg.seeds[0]}, fixed latents)",
+                f"**Samples** ({_first_seed_words(cfg)}, fixed latents)",
                 "",
                 "| | |",
                 "|---|---|",
@@ -584,13 +602,14 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
             ]
             shown = []
             for row in view.rows(dataset):
+                seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
                 for ev, rel in explainer_figures.get(
-                    (dataset, row.architecture, row.reference, cfg.seeds[0]), []
+                    (dataset, row.architecture, row.reference, seed), []
                 ):
                     shown.append(f"| {row.label} | {ev} | ![{row.label} {ev}]({rel}) |")
             if shown:
                 parts += [
-                    f"**Explanation figures** (seed {cfg.seeds[0]})",
+                    f"**Explanation figures** ({_first_seed_words(cfg)})",
                     "",
                     "| | explainer | |",
                     "|---|---|---|",

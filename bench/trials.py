@@ -107,21 +107,22 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
         sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
         for seed in cfg.seeds:
             for arch in cfg.architectures:
-                if cfg.excluded(arch, dataset):
+                if cfg.excluded(arch, dataset) or seed not in cfg.seeds_for(arch):
                     continue
-                arch_cls = get_architecture(arch)
-                variants = [("trained", cfg.train["steps"])]
+                arch_cls = get_architecture(cfg.base_architecture(arch))
+                train = cfg.train_for(arch)
+                variants = [("trained", train["steps"])]
                 if "untrained" in cfg.references:
                     variants.append(("untrained", 0))
                 for reference, steps in variants:
                     tcfg = train_config(
-                        arch,
+                        cfg.base_architecture(arch),
                         cfg.architecture_params[arch],
                         dataset,
                         dparams,
                         seed,
                         steps,
-                        cfg.train,
+                        train,
                         device_type,
                     )
                     labels = {

@@ -92,6 +92,28 @@ def test_missing_toml_file_is_named(tmp_path):
             "",
             r"each 'exclude' entry must be a table with keys architecture and/or dataset",
         ),
+        # 15. a per-architecture budget for an architecture the matrix does not list
+        ({}, "[train.sagan]\nsteps = 10\n", r"\[train\.sagan\] sets the budget of 'sagan', which"),
+        # 16. a per-architecture budget key that is not a budget
+        ({}, "[train.dcgan]\nlr = 0.1\n", r"\[train\.dcgan\]: unknown key 'lr' \(allowed: steps"),
+        # 17. per-architecture seeds outside the matrix's seeds
+        (
+            {},
+            "[train.dcgan]\nseeds = [3]\n",
+            r"'seeds' must be a non-empty subset of the matrix seeds",
+        ),
+        # 18. a variant of an architecture that does not exist
+        (
+            {'architectures = ["dcgan"]': 'architectures = ["dcgan", "tiny-gan"]'},
+            '[architecture.tiny-gan]\nvariant_of = "dcgn"\n',
+            r"\[architecture\.tiny-gan\]: unknown architecture 'dcgn' in key variant_of; did you",
+        ),
+        # 19. a variant's parameter its architecture does not have
+        (
+            {'architectures = ["dcgan"]': 'architectures = ["dcgan", "tiny-gan"]'},
+            '[architecture.tiny-gan]\nvariant_of = "dcgan"\nlambda1 = 0\n',
+            r"\[architecture\.tiny-gan\]: unknown key 'lambda1'",
+        ),
     ],
 )
 def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace, extra, expected):
@@ -119,6 +141,56 @@ def test_exclude_leaves_cells_out_of_the_cross(tiny_config):
     }
     assert cells == {("dcgan", "digits"), ("dcgan", "shapes"), ("sagan", "digits")}
     assert cfg.excluded("sagan", "shapes") and not cfg.excluded("sagan", "digits")
+
+
+def test_an_architecture_can_have_its_own_steps_batch_and_seeds(tiny_config):
+    from ganbench.trials import expand
+
+    path = tiny_config(
+        {
+            "seeds = [0]": "seeds = [0, 1]",
+            'architectures = ["dcgan"]': 'architectures = ["dcgan", "sagan"]',
+        },
+        "[train.sagan]\nsteps = 90\nbatch_size = 16\nseeds = [1]\n",
+    )
+    cfg = load_config(str(path))
+    budgets = {
+        (t.labels["architecture"], t.labels["seed"]): t.config["budget"]
+        for t in expand(cfg, "cpu")
+        if t.kind == "train" and t.labels["reference"] == "trained"
+    }
+    assert budgets == {
+        ("dcgan", 0): {"steps": 40, "batch_size": cfg.train["batch_size"]},
+        ("dcgan", 1): {"steps": 40, "batch_size": cfg.train["batch_size"]},
+        ("sagan", 1): {"steps": 90, "batch_size": 16},
+    }
+    # an architecture without its own table keeps the trial keys it had before
+    plain = load_config(str(tiny_config({"seeds = [0]": "seeds = [0, 1]"}, name="plain.toml")))
+    assert {t.key for t in expand(plain, "cpu") if t.labels["architecture"] == "dcgan"} <= {
+        t.key for t in expand(cfg, "cpu")
+    }
+    # `--seeds` narrows an architecture's own seeds too
+    assert apply_overrides(cfg, [0], []).seeds_for("sagan") == []
+
+
+def test_a_variant_is_an_architecture_of_its_own_built_by_the_registered_one(tiny_config):
+    from ganbench.execute import build
+    from ganbench.trials import expand
+
+    path = tiny_config(
+        {'architectures = ["dcgan"]': 'architectures = ["dcgan", "dcgan-wide"]'},
+        '[architecture.dcgan-wide]\nvariant_of = "dcgan"\nwidth = 16\n',
+    )
+    cfg = load_config(str(path))
+    assert cfg.architectures == ["dcgan", "dcgan-wide"]
+    assert cfg.architecture_params["dcgan-wide"]["width"] == 16
+    assert cfg.architecture_params["dcgan-wide"]["latent_dim"] == 100  # dcgan's default
+    trained = {t.labels["architecture"]: t for t in expand(cfg, "cpu") if t.kind == "train"}
+    assert set(trained) == {"dcgan", "dcgan-wide"}
+    assert trained["dcgan-wide"].config["architecture"]["name"] == "dcgan"
+    assert trained["dcgan-wide"].key != trained["dcgan"].key
+    _, arch = build(trained["dcgan-wide"].config)
+    assert arch.name == "dcgan" and arch.params["width"] == 16
 
 
 def test_only_narrows_the_matrix(tiny_config):
