@@ -122,3 +122,26 @@ def test_discriminator_uses_each_module_once_and_gives_one_logit(name):
 def test_unknown_parameter_is_rejected(name):
     with pytest.raises(Exception, match="unknown key 'no_such_knob'"):
         create_architecture(name, SPECS[0], no_such_knob=1)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_deeplift_on_the_discriminator_is_complete(name):
+    """captum's DeepLIFT explains every discriminator: attributions sum to about D(x) - D(x0)
+    (its completeness property). It fails when an activation is functional or reused, or
+    when a non-linearity's input also feeds a residual shortcut."""
+    from captum.attr import DeepLift
+
+    arch = small(name, SPECS[0])
+    arch.train_step(torch.rand(16, 1, 32, 32) * 2 - 1)  # BatchNorm statistics off their init
+    arch.eval()
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    baseline = torch.zeros_like(x)
+    attr, delta = DeepLift(arch.discriminator).attribute(
+        x, baselines=baseline, return_convergence_delta=True
+    )
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+    with torch.no_grad():
+        gap = arch.discriminator(x).reshape(-1) - arch.discriminator(baseline).reshape(-1)
+    # 10%: SAGAN's attention product and StyleGAN's minibatch std have no DeepLIFT rule,
+    # so completeness holds only roughly there (exactly for DCGAN-like and COCO-GAN's D)
+    assert (delta.abs() <= 0.1 * gap.abs() + 1e-3).all(), (delta, gap)
