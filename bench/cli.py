@@ -1,4 +1,4 @@
-"""The ``ganbench`` command: list, run, show, show-dataset, leaderboard."""
+"""The ``ganbench`` command: list, run, export, show, show-dataset, leaderboard, check."""
 
 from __future__ import annotations
 
@@ -42,26 +42,73 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ganbench.config import apply_overrides, load_config
+def load_plugins(paths: list[str] | None) -> tuple[list[str], list[str]]:
+    """Import ``--plugin`` files; returns (loaded paths, one-line errors of those that failed).
+
+    A plugin that fails to import is reported, and the run goes on without it."""
+    from ganbench.errors import PluginLoadError
     from ganbench.plugins import load_plugin_file
+
+    loaded, errors = [], []
+    for plugin in paths or []:
+        try:
+            load_plugin_file(plugin)
+            loaded.append(plugin)
+        except PluginLoadError as exc:
+            errors.append(str(exc))
+            print(f"ganbench: warning: {exc}", file=sys.stderr)
+    return loaded, errors
+
+
+def _matrix_from_args(args: argparse.Namespace):
+    """The config named on the command line, with plugins, ``--architecture`` and narrowing."""
+    from ganbench.config import apply_overrides, load_config, with_architecture
+    from ganbench.registry import ARCHITECTURES
+
+    loaded, errors = load_plugins(args.plugin)
+    cfg = load_config(args.config, errors)
+    if getattr(args, "architecture", None):
+        if args.architecture not in ARCHITECTURES and errors:
+            raise GanbenchError(
+                f"--architecture {args.architecture!r} is not registered: {'; '.join(errors)}"
+            )
+        cfg = with_architecture(cfg, args.architecture)
+    seeds = _parse_seeds(args.seeds) if getattr(args, "seeds", None) else None
+    cfg = apply_overrides(cfg, seeds, getattr(args, "only", None) or [])
+    return cfg, loaded
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from ganbench.runner import describe, run_matrix
     from ganbench.store import Store
 
-    for plugin in args.plugin or []:
-        load_plugin_file(plugin)
-    cfg = load_config(args.config)
-    cfg = apply_overrides(cfg, _parse_seeds(args.seeds) if args.seeds else None, args.only or [])
+    cfg, plugins = _matrix_from_args(args)
     if args.executor == "ray" or (args.executor is None and cfg.executor == "ray"):
         raise ConfigError("executor 'ray' is not available yet: use --executor local")
     store = Store(args.store)
     summary = run_matrix(
-        cfg, store, device=args.device, workers=args.workers, quiet=args.quiet, plugins=args.plugin
+        cfg, store, device=args.device, workers=args.workers, quiet=args.quiet, plugins=plugins
     )
     print(f"ganbench run {cfg.name}: {summary.line()}; store {args.store}")
     for trial, error in summary.failed:
         print(f"  failed: {describe(trial)} [{trial.key[:12]}]: {error}")
-    return min(len(summary.failed), 100)
+    for name, why in cfg.broken.items():
+        print(f"  failed: architecture {name} (not run): {why}")
+    return min(len(summary.failed) + len(cfg.broken), 100)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ganbench.store import Store
+    from ganbench.submission import export_bundle
+
+    if not Path(args.store).exists():
+        raise GanbenchError(f"no store at {args.store}: run the matrix first or pass --store")
+    cfg, _ = _matrix_from_args(args)
+    path, summary = export_bundle(
+        Store(args.store), cfg, args.architecture, Path(args.out), args.device
+    )
+    print(f"ganbench export: wrote {path} ({summary})")
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -146,8 +193,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.py",
         help="a Python file registering extra architectures or evaluators (repeatable)",
     )
+    run.add_argument(
+        "--architecture",
+        metavar="NAME",
+        help="run the matrix for this architecture alone, added when the matrix does not list "
+        "it (what a submission runs; see SUBMITTING.md)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
+
+    ex = sub.add_parser(
+        "export",
+        help="write a result bundle of one architecture's trials for the leaderboard (a submission)",
+    )
+    ex.add_argument("--store", default=str(DEFAULT_STORE))
+    ex.add_argument("--architecture", required=True, metavar="NAME")
+    ex.add_argument(
+        "--config", default="smoke", help="the matrix the results belong to (default smoke)"
+    )
+    ex.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="device type run on")
+    ex.add_argument(
+        "--plugin", action="append", metavar="FILE.py", help="the file registering the architecture"
+    )
+    ex.add_argument("--out", default="leaderboard/runs", help="folder (default leaderboard/runs)")
+    ex.set_defaults(func=cmd_export)
 
     show = sub.add_parser("show", help="trial status summary of a store")
     show.add_argument("--store", default=str(DEFAULT_STORE))

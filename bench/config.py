@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganbench.errors import ConfigError
+from ganbench.errors import ConfigError, PluginLoadError
 from ganbench.params import resolve_params
 from ganbench.registry import (
     ARCHITECTURES,
@@ -16,6 +16,7 @@ from ganbench.registry import (
     EXPLAINERS,
     METRICS,
     Registry,
+    UnknownNameError,
     evaluator_registry,
     get_dataset,
 )
@@ -72,6 +73,8 @@ class MatrixConfig:
     variants: dict[str, str] = field(default_factory=dict)
     dataset_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # architectures left out because their plugin failed to import -> why (the run goes on)
+    broken: dict[str, str] = field(default_factory=dict)
 
     @property
     def evaluators(self) -> list[str]:
@@ -119,13 +122,71 @@ def resolve_config_path(name_or_path: str) -> tuple[str, str]:
     )
 
 
-def load_config(name_or_path: str) -> MatrixConfig:
+def load_config(name_or_path: str, plugin_errors: list[str] | None = None) -> MatrixConfig:
+    """Load and validate a config. ``plugin_errors``: why ``--plugin`` files failed to import;
+    then architectures that are not registered are left out as broken, not a config error."""
     text, source = resolve_config_path(name_or_path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: malformed TOML: {exc}") from None
-    return parse_config(data, source)
+    return parse_config(data, source, plugin_errors)
+
+
+def _drop_broken(data: dict[str, Any], plugin_errors: list[str] | None) -> dict[str, str]:
+    """Take architectures whose plugin failed to import out of ``data``; returns name -> reason.
+
+    A broken plugin must not stop the matrix: its architectures are reported as failed and
+    every other cell runs. Without plugin errors an unregistered name stays a config error.
+    """
+    broken: dict[str, str] = {}
+    tables = data.get("architecture", {})
+    listed = data.get("architectures", [])
+    if not isinstance(listed, list) or not isinstance(tables, dict):
+        return broken
+    for name in listed:
+        if not isinstance(name, str):
+            continue
+        table = tables.get(name)
+        base = table.get("variant_of", name) if isinstance(table, dict) else name
+        if not isinstance(base, str):
+            continue
+        try:
+            ARCHITECTURES.get(base)
+        except PluginLoadError as exc:
+            broken[name] = str(exc)
+        except UnknownNameError:
+            if plugin_errors:
+                broken[name] = f"architecture {base!r} is not registered: " + "; ".join(
+                    plugin_errors
+                )
+    if broken:
+        data["architectures"] = [a for a in listed if a not in broken]
+        data["architecture"] = {k: v for k, v in tables.items() if k not in broken}
+        train = data.get("train")
+        if isinstance(train, dict):
+            data["train"] = {k: v for k, v in train.items() if k not in broken}
+        if isinstance(data.get("exclude"), list):
+            data["exclude"] = [
+                e
+                for e in data["exclude"]
+                if not isinstance(e, dict) or e.get("architecture") not in broken
+            ]
+    return broken
+
+
+def with_architecture(cfg: MatrixConfig, name: str) -> MatrixConfig:
+    """The matrix for one architecture alone (added when the matrix does not list it), with
+    its untrained control: what a submission runs. Its trials have the keys the maintainers'
+    matrix would give the same architecture, so a bundle of them can be checked and merged."""
+    if name not in cfg.architectures:
+        if name not in ARCHITECTURES:
+            raise ConfigError(f"--architecture: {ARCHITECTURES.unknown_message(name)}")
+        cls = ARCHITECTURES.get(name)
+        cfg.architecture_params[name] = resolve_params(cls.defaults, None, f"architecture {name!r}")
+    cfg.architectures = [name]
+    cfg.references = [r for r in cfg.references if r != "real"]
+    return cfg
 
 
 def _expect(source: str, key: str, value: Any, kind: type) -> None:
@@ -145,8 +206,12 @@ def _names(source: str, key: str, value: Any, registry: Registry | None) -> list
     return list(value)
 
 
-def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
+def parse_config(
+    data: dict[str, Any], source: str, plugin_errors: list[str] | None = None
+) -> MatrixConfig:
     """Validate a parsed TOML document; every mistake raises :class:`ConfigError` with file and key."""
+    data = dict(data)
+    broken = _drop_broken(data, plugin_errors)
     for key, value in data.items():
         if key not in TOP_LEVEL:
             raise ConfigError(f"{source}: unknown key {key!r} (allowed: {', '.join(TOP_LEVEL)})")
@@ -154,6 +219,7 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
 
     name = data.get("name", Path(source).stem)
     cfg = MatrixConfig(name=name, source=source, description=data.get("description", ""))
+    cfg.broken = broken
 
     seeds = data.get("seeds", [0])
     if not seeds or not all(
@@ -193,7 +259,7 @@ def parse_config(data: dict[str, Any], source: str) -> MatrixConfig:
             raise ConfigError(
                 f"{source}: key 'references' allows {', '.join(REFERENCES)}, got {ref!r}"
             )
-    if not cfg.architectures and "real" not in cfg.references:
+    if not cfg.architectures and "real" not in cfg.references and not cfg.broken:
         raise ConfigError(f"{source}: key 'architectures' must name at least one architecture")
     if not cfg.datasets:
         raise ConfigError(f"{source}: key 'datasets' must name at least one dataset")

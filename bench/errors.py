@@ -19,3 +19,7 @@ class CheckpointError(GanbenchError):
 
 class NotApplicable(GanbenchError):
     """An evaluator's requirements are not met by an architecture or dataset: the cell is n/a, not failed."""
+
+
+class PluginLoadError(GanbenchError):
+    """A plugin (a ``--plugin`` file or an entry point) failed to import; its members are broken."""

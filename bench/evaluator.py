@@ -27,6 +27,10 @@ class Evaluator:
     requires_dataset: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[dict[str, Any]] = {}
     scores: ClassVar[tuple[Score, ...]] = ()
+    # the leaderboard table an evaluator's scores go to: "quality" (metrics), "explainability"
+    # (explainers that any architecture can be scored by) or "intrinsic" (explanations an
+    # architecture offers by design); None: inferred by :func:`evaluator_family`
+    family: ClassVar[str | None] = None
 
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params(self.defaults, params, f"evaluator {self.name!r}")
@@ -56,6 +60,30 @@ class Evaluator:
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         """Scores keyed by the declared score names."""
         raise NotImplementedError
+
+
+FAMILIES = ("quality", "explainability", "intrinsic")
+
+
+def evaluator_family(name: str) -> str:
+    """Which leaderboard table ``name``'s scores belong to.
+
+    Metrics are "quality". An explainer is "intrinsic" when it reads a capability other than
+    ``layers`` (SAGAN's attention, InfoGAN's codes: explanations one architecture offers by
+    design), else "explainability"; an evaluator may say so itself with ``family``.
+    """
+    from ganbench.registry import METRICS, evaluator_registry
+
+    cls = evaluator_registry(name).get(name)
+    if cls.family is not None:
+        if cls.family not in FAMILIES:
+            raise GanbenchError(
+                f"evaluator {name!r} declares family {cls.family!r} (allowed: {', '.join(FAMILIES)})"
+            )
+        return cls.family
+    if name in METRICS:
+        return "quality"
+    return "intrinsic" if cls.requires - {"layers"} else "explainability"
 
 
 @dataclass

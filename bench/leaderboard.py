@@ -3,7 +3,11 @@
 For each matrix config and device type, the trials of the matrix are looked up by key
 (so results of different matrices or devices are never mixed), aggregated over seeds,
 and written as ``README.md``, ``results.csv``, ``figures/`` and ``runs/<matrix>-<device>.json``
-(the raw records, so the leaderboard can be re-rendered without the store).
+(the raw records, so the leaderboard can be re-rendered without the store), and
+``index.html`` (the same tables, sortable, with a figure gallery; see ``ganbench.html``).
+Submitted bundles (``runs/submitted-*.json``, written by ``ganbench export``) are checked
+against the matrix they claim (``ganbench.submission``) and shown as rows marked † until
+the maintainers' own runs hold the same trial keys.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import math
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,22 @@ from tabulate import tabulate
 
 from ganbench.config import MatrixConfig, load_config, shipped_configs
 from ganbench.errors import GanbenchError
+from ganbench.evaluator import evaluator_family
 from ganbench.execute import SAMPLE_GRID
 from ganbench.registry import evaluator_registry
 from ganbench.scores import Score
 from ganbench.store import Store
+from ganbench.submission import (
+    BUNDLE_SCHEMA,
+    RECORD_FIELDS,
+    BundleRefused,
+    Submission,
+    check_submission,
+    read_bundle,
+)
 from ganbench.trials import SCHEMA_VERSION, Trial, expand
 
 DEVICE_TYPES = ("cuda", "cpu")
-BUNDLE_SCHEMA = 1
 
 # Cost figures of train trials, declared once like every score.
 COST_SCORES = (
@@ -65,48 +77,95 @@ class Row:
 
     architecture: str
     reference: str  # "trained" | "untrained" | "real"
+    submitted: str | None = None  # the bundle file of a submitted architecture
+    reproduced: bool = False  # the maintainers' store holds the same trial keys
 
     @property
     def label(self) -> str:
         if self.reference == "real":
-            return "*real data (reference)*"
+            return "real data (reference)"
+        mark = " †" if self.submitted and not self.reproduced else ""
         if self.reference == "untrained":
-            return f"*{self.architecture} (untrained)*"
-        return self.architecture
+            return f"{self.architecture}{mark} (untrained)"
+        return self.architecture + mark
 
     @property
     def is_control(self) -> bool:
         return self.reference != "trained"
 
 
-def _load_bundles(folder: Path) -> dict[str, dict]:
-    records: dict[str, dict] = {}
-    for path in sorted(folder.glob("*.json")):
+@dataclass
+class Column:
+    """A table column; score columns carry their declaration (direction, meaning, unit)."""
+
+    header: str
+    evaluator: str | None = None
+    score: Score | None = None
+    numeric: bool = True
+
+
+@dataclass
+class Cell:
+    """A table cell: the text shown, the number it sorts by, and what hovering tells."""
+
+    text: str
+    sort: float | None = None
+    title: str = ""
+    bold: bool = False
+    status: str = ""  # "" | "n/a" | "failed" | "missing"
+
+
+@dataclass
+class TableRow:
+    label: str
+    control: bool
+    cells: list[Cell]
+
+
+@dataclass
+class Table:
+    columns: list[Column]
+    rows: list[TableRow]
+
+
+@dataclass
+class Sources:
+    """What the leaderboard is rendered from: the maintainers' records (their store and the
+    bundles the renderer wrote) by key, and submitted bundles, still to be checked per matrix."""
+
+    records: dict[str, dict] = field(default_factory=dict)
+    submissions: list[tuple[Path, dict]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def collect(store_path: Path, bundle_dir: Path) -> Sources:
+    """Render bundles first, then the store (newer) over them; submissions kept apart."""
+    src = Sources()
+    for path in sorted(bundle_dir.glob("*.json")) if bundle_dir.is_dir() else []:
         try:
-            bundle = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise GanbenchError(
-                f"result bundle {path} is not valid JSON ({exc}): fix or remove it"
-            ) from None
-        if bundle.get("schema") != BUNDLE_SCHEMA:
-            raise GanbenchError(
-                f"result bundle {path} has schema {bundle.get('schema')!r}, expected {BUNDLE_SCHEMA}"
-            )
+            bundle = read_bundle(path)
+        except BundleRefused as exc:
+            if path.name.startswith("submitted-"):
+                src.refused.append(str(exc))
+                continue
+            raise
+        if bundle.get("origin") == "submission":
+            src.submissions.append((path, bundle))
+            continue
         for rec in bundle.get("records", []):
-            records[rec["key"]] = rec
-    return records
-
-
-def collect_records(store_path: Path, bundle_dir: Path) -> dict[str, dict]:
-    """Trial records by key: bundles first, then the store (newer) over them."""
-    records = _load_bundles(bundle_dir) if bundle_dir.is_dir() else {}
+            src.records[rec["key"]] = rec | {"origin": "bundle"}
     if store_path.exists():
         store = Store(store_path)
         for rec in store.records():
             if rec.status in ("finished", "failed", "n/a"):
-                records[rec.key] = rec.as_dict()
+                src.records[rec.key] = rec.as_dict() | {"origin": "store"}
         store.close()
-    return records
+    return src
+
+
+def collect_records(store_path: Path, bundle_dir: Path) -> dict[str, dict]:
+    """The maintainers' trial records by key (bundles, then the store over them)."""
+    return collect(store_path, bundle_dir).records
 
 
 def _fmt(values: list[float]) -> str:
@@ -132,13 +191,45 @@ def _fmt_cost(value: float | None, unit: str) -> str:
 
 
 class MatrixView:
-    """The trials of one matrix on one device type, with their records."""
+    """The trials of one matrix on one device type, with their records, plus the checked
+    submissions that claim this matrix and device."""
 
-    def __init__(self, cfg: MatrixConfig, device_type: str, records: dict[str, dict]) -> None:
+    def __init__(
+        self,
+        cfg: MatrixConfig,
+        device_type: str,
+        records: dict[str, dict],
+        submissions: list[tuple[Path, dict]] = (),
+    ) -> None:
         self.cfg = cfg
         self.device_type = device_type
-        self.trials: list[Trial] = expand(cfg, device_type)
-        self.records = {t.key: records[t.key] for t in self.trials if t.key in records}
+        self.own: list[Trial] = expand(cfg, device_type)
+        self.trials: list[Trial] = list(self.own)
+        self.records = {t.key: records[t.key] for t in self.own if t.key in records}
+        self.submitted: dict[str, Submission] = {}
+        self.reproduced: set[str] = set()
+        self.refused: list[str] = []
+        for path, bundle in submissions:
+            if bundle.get("matrix") != cfg.name or bundle.get("device_type") != device_type:
+                continue
+            try:
+                sub = check_submission(bundle, path, cfg)
+            except BundleRefused as exc:
+                self.refused.append(str(exc))
+                continue
+            if sub.architecture in self.submitted:
+                self.refused.append(
+                    f"submitted bundle {path.name}: {sub.architecture!r} is also submitted by "
+                    f"{self.submitted[sub.architecture].path.name}; keep one"
+                )
+                continue
+            self.submitted[sub.architecture] = sub
+            self.trials.extend(sub.trials)
+            mine = [records.get(t.key) for t in sub.trials]
+            if all(r is not None and r["status"] == sub.records[r["key"]]["status"] for r in mine):
+                self.reproduced.add(sub.architecture)  # the maintainers ran the same keys
+            for t in sub.trials:
+                self.records[t.key] = records.get(t.key) or sub.records[t.key]
 
     @property
     def empty(self) -> bool:
@@ -152,19 +243,18 @@ class MatrixView:
     def slug(self) -> str:
         return f"{self.cfg.name}-{self.device_type}"
 
+    def _own_envs(self) -> list[dict]:
+        return [
+            self.records[t.key]["env"]
+            for t in self.own
+            if t.key in self.records and self.records[t.key].get("env")
+        ]
+
     def devices(self) -> list[str]:
-        return sorted(
-            {(r.get("env") or {}).get("device", "?") for r in self.records.values() if r.get("env")}
-        )
+        return sorted({env.get("device", "?") for env in self._own_envs()})
 
     def commits(self) -> list[str]:
-        return sorted(
-            {
-                (r.get("env") or {}).get("git_commit") or "unknown"
-                for r in self.records.values()
-                if r.get("env")
-            }
-        )
+        return sorted({env.get("git_commit") or "unknown" for env in self._own_envs()})
 
     def rows(self, dataset: str) -> list[Row]:
         seen: dict[tuple[str, str], Row] = {}
@@ -172,7 +262,16 @@ class MatrixView:
             if t.labels["dataset"] == dataset and t.kind != "domain":
                 lab = t.labels
                 arch = lab["architecture"] if lab["reference"] != "real" else "real data"
-                seen.setdefault((arch, lab["reference"]), Row(arch, lab["reference"]))
+                sub = self.submitted.get(arch)
+                seen.setdefault(
+                    (arch, lab["reference"]),
+                    Row(
+                        arch,
+                        lab["reference"],
+                        sub.path.name if sub else None,
+                        arch in self.reproduced,
+                    ),
+                )
         order = {"trained": 0, "untrained": 1, "real": 2}
         return sorted(seen.values(), key=lambda r: (order[r.reference], r.architecture))
 
@@ -191,6 +290,9 @@ class MatrixView:
             out.append((t, self.records.get(t.key)))
         return out
 
+    def evaluators_of(self, family: str) -> list[str]:
+        return [ev for ev in self.cfg.evaluators if evaluator_family(ev) == family]
+
 
 def score_columns(
     cfg: MatrixConfig, evaluators: list[str] | None = None
@@ -202,28 +304,38 @@ def score_columns(
     return cols
 
 
-def _cell(
-    view: MatrixView, dataset: str, row: Row, ev: str, score: Score, notes: list[str]
-) -> tuple[str, list[float]]:
+def _score_cell(view: MatrixView, dataset: str, row: Row, ev: str, score: Score) -> Cell:
     cells = view.cells(dataset, row, "evaluate", ev)
-    values = [
-        rec["scores"][score.name]
-        for _, rec in cells
+    done = [
+        (t, rec)
+        for t, rec in cells
         if rec and rec["status"] == "finished" and score.name in (rec["scores"] or {})
     ]
-    statuses = {rec["status"] if rec else "missing" for _, rec in cells}
+    values = [rec["scores"][score.name] for _, rec in done]
     if values:
         text = _fmt(values)
         if len(values) < len(cells):
             text += f" ({len(values)}/{len(cells)} seeds)"
-        return text, values
+        title = "; ".join(
+            f"seed {t.labels['seed']}: {v:.4g}" for (t, _), v in zip(done, values, strict=True)
+        )
+        if score.control:
+            ctl = [rec["scores"].get(score.control) for _, rec in done]
+            ctl = [c for c in ctl if c is not None]
+            if ctl:
+                text += f" (control {_fmt(ctl)})"
+                title += f"; {score.control} (control): {float(np.mean(ctl)):.4g}"
+        return Cell(text, float(np.mean(values)), title)
+    statuses = {rec["status"] if rec else "missing" for _, rec in cells}
     if "n/a" in statuses:
-        return "n/a", []
+        why = next(rec.get("error") for _, rec in cells if rec and rec["status"] == "n/a")
+        return Cell("n/a", None, why or "not applicable", status="n/a")
     if "failed" in statuses:
         errors = [rec["error"] for _, rec in cells if rec and rec["status"] == "failed"]
-        notes.append(f"{row.label} × {ev}: {errors[0]}")
-        return f"failed[^{len(notes)}]", []
-    return "not run", []
+        return Cell("failed", None, errors[0] or "failed", status="failed")
+    return Cell(
+        "not run", None, "no record of this trial in the store or the bundles", status="missing"
+    )
 
 
 def win_rates(
@@ -247,25 +359,24 @@ def win_rates(
     return {i: float(np.mean(v)) for i, v in rates.items()}
 
 
-def quality_table(
-    view: MatrixView, dataset: str, notes: list[str], evaluators: list[str] | None = None
-) -> str:
-    """Rows × primary scores of ``evaluators`` (default: the matrix's metrics), with win rates.
-
-    Rows whose every cell is ``n/a`` (an explainer that needs a capability the row lacks)
-    are left out.
-    """
-    columns = score_columns(view.cfg, view.cfg.metrics if evaluators is None else evaluators)
+def score_table(
+    view: MatrixView, dataset: str, evaluators: list[str]
+) -> tuple[Table | None, dict[str, float]]:
+    """Rows × primary scores of ``evaluators``, best in bold, with win rates; and the win rate
+    of each architecture by name. Rows whose every cell is ``n/a`` are left out."""
+    columns = score_columns(view.cfg, evaluators)
+    if not columns:
+        return None, {}
     rows = view.rows(dataset)
-    texts: dict[int, list[str]] = {}
+    cells: dict[int, list[Cell]] = {}
     means: dict[int, dict[str, float]] = defaultdict(dict)
     for i, row in enumerate(rows):
-        texts[i] = []
+        cells[i] = []
         for ev, score in columns:
-            text, values = _cell(view, dataset, row, ev, score, notes)
-            texts[i].append(text)
-            if values:
-                means[i][f"{ev}/{score.name}"] = float(np.mean(values))
+            cell = _score_cell(view, dataset, row, ev, score)
+            cells[i].append(cell)
+            if cell.sort is not None:
+                means[i][f"{ev}/{score.name}"] = cell.sort
     # best in bold among the architectures (controls are context, not contenders)
     for c, (ev, score) in enumerate(columns):
         if score.direction == "none":
@@ -274,39 +385,53 @@ def quality_table(
         have = {
             i: means[i][col] for i, r in enumerate(rows) if not r.is_control and col in means[i]
         }
-        if len(have) >= 1:
+        if have:
             best = max(have.values()) if score.direction == "higher" else min(have.values())
             for i, v in have.items():
-                if v == best:
-                    texts[i][c] = f"**{texts[i][c]}**"
-    keep = [i for i in range(len(rows)) if any(t != "n/a" for t in texts[i])]
+                cells[i][c].bold = v == best
+    keep = [i for i in range(len(rows)) if any(c.status != "n/a" for c in cells[i])]
     if not keep:
-        return ""
+        return None, {}
     rates = win_rates({j: means[i] for j, i in enumerate(keep)}, columns, [rows[i] for i in keep])
     rates = {keep[j]: r for j, r in rates.items()}
-    headers = (
-        ["architecture", "seeds"]
-        + [f"{s.name} {s.arrow}".strip() for _, s in columns]
-        + ["win rate ↑"]
+    out = Table(
+        [Column("architecture", numeric=False), Column("seeds")]
+        + [Column(f"{s.name} {s.arrow}".strip(), ev, s) for ev, s in columns]
+        + [Column("win rate ↑")],
+        [],
     )
-    table = []
-    for i, row in enumerate(rows):
-        if i not in keep:
-            continue
-        cells = view.cells(dataset, row, "evaluate")
-        seeds = len({t.labels["seed"] for t, rec in cells if rec and rec["status"] == "finished"})
-        rate = f"{rates[i]:.2f}" if i in rates else "–"
-        table.append([row.label, seeds, *texts[i], rate if not row.is_control else ""])
-    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+    for i in keep:
+        row = rows[i]
+        evals = view.cells(dataset, row, "evaluate")
+        seeds = len({t.labels["seed"] for t, rec in evals if rec and rec["status"] == "finished"})
+        if row.is_control or i not in rates:
+            rate = Cell("" if row.is_control else "–", None)
+        else:
+            rate = Cell(f"{rates[i]:.2f}", rates[i])
+        out.rows.append(
+            TableRow(
+                row.label,
+                row.is_control,
+                [Cell(row.label), Cell(str(seeds), seeds), *cells[i], rate],
+            )
+        )
+    by_name = {rows[i].label: r for i, r in rates.items()}
+    return out, by_name
 
 
-def cost_table(view: MatrixView, dataset: str) -> str:
-    headers = (
-        ["architecture", "device", "steps × batch"]
-        + [f"{s.name} ({s.unit}) {s.arrow}" for s in COST_SCORES if s.primary]
-        + ["params G / D", "eval s"]
+def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, float]]:
+    """Train cost per architecture, and each one's median seconds per step by name."""
+    out = Table(
+        [
+            Column("architecture", numeric=False),
+            Column("device", numeric=False),
+            Column("steps × batch"),
+        ]
+        + [Column(f"{s.name} ({s.unit}) {s.arrow}", "train", s) for s in COST_SCORES if s.primary]
+        + [Column("params G / D"), Column("eval s")],
+        [],
     )
-    table = []
+    per_step: dict[str, float] = {}
     for row in view.rows(dataset):
         if row.reference != "trained":
             continue
@@ -320,45 +445,100 @@ def cost_table(view: MatrixView, dataset: str) -> str:
         timings = [rec["timings"] for rec in trains]
         budget = trains[0]["config"]["budget"]
         devices = sorted({(rec.get("env") or {}).get("device", "?") for rec in trains})
-        values = []
+        cells = [
+            Cell(row.label),
+            Cell("; ".join(devices)),
+            Cell(
+                f"{budget['steps']} × {budget['batch_size']}",
+                budget["steps"] * budget["batch_size"],
+            ),
+        ]
         for s in COST_SCORES:
             if s.primary:
                 vals = [t[s.name] for t in timings if s.name in t]
-                values.append(_fmt_cost(float(np.mean(vals)) if vals else None, s.unit))
-        params = f"{timings[0].get('params_generator', 0) / 1e6:.2f}M / {timings[0].get('params_discriminator', 0) / 1e6:.2f}M"
+                mean = float(np.mean(vals)) if vals else None
+                cells.append(Cell(_fmt_cost(mean, s.unit), mean, f"mean over {len(vals)} seeds"))
+                if s.name == "s_per_step_median" and mean is not None:
+                    per_step[row.label] = mean
+        g, d = timings[0].get("params_generator", 0), timings[0].get("params_discriminator", 0)
+        cells.append(Cell(f"{g / 1e6:.2f}M / {d / 1e6:.2f}M", g + d))
         evals = [
             rec["timings"]["evaluate_s"]
             for _, rec in view.cells(dataset, row, "evaluate")
             if rec and rec["status"] == "finished"
         ]
-        eval_s = _fmt_cost(float(np.sum(evals)) / max(1, len(trains)), "") if evals else "–"
-        table.append(
-            [
-                row.label,
-                "; ".join(devices),
-                f"{budget['steps']} × {budget['batch_size']}",
-                *values,
-                params,
-                eval_s,
-            ]
-        )
-    if not table:
-        return "_no finished training trials_"
-    return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
+        eval_s = float(np.sum(evals)) / max(1, len(trains)) if evals else None
+        cells.append(Cell(_fmt_cost(eval_s, ""), eval_s, "seconds of all evaluations of one seed"))
+        out.rows.append(TableRow(row.label, False, cells))
+    return (out if out.rows else None), per_step
+
+
+def ranking_table(
+    quality: dict[str, float], explainability: dict[str, float], per_step: dict[str, float]
+) -> Table | None:
+    """The summary ranking: architectures by mean win rate over the quality columns, beside
+    their win rate over the explainability columns and their cost."""
+    if not quality:
+        return None
+    cols = [Column("rank"), Column("architecture", numeric=False), Column("quality win rate ↑")]
+    if explainability:
+        cols.append(Column("explainability win rate ↑"))
+    cols.append(Column("s_per_step_median (s) ↓"))
+    out = Table(cols, [])
+    order = sorted(quality, key=lambda a: (-quality[a], a))
+    for rank, arch in enumerate(order, 1):
+        cells = [Cell(str(rank), rank), Cell(arch), Cell(f"{quality[arch]:.2f}", quality[arch])]
+        if explainability:
+            e = explainability.get(arch)
+            cells.append(Cell("–" if e is None else f"{e:.2f}", e))
+        cells.append(Cell(_fmt_cost(per_step.get(arch), "s"), per_step.get(arch)))
+        out.rows.append(TableRow(arch, False, cells))
+    return out
+
+
+def markdown_table(table: Table, notes: list[str]) -> str:
+    """A table as GitHub markdown: controls in italics, best in bold, failures as footnotes."""
+    lines = []
+    for row in table.rows:
+        texts = []
+        for col, cell in zip(table.columns, row.cells, strict=True):
+            text = cell.text
+            if col.header == "architecture" and row.control:
+                text = f"*{text}*"
+            if cell.status == "failed":
+                notes.append(f"{row.label} × {col.evaluator}: {cell.title}")
+                text = f"failed[^{len(notes)}]"
+            if cell.bold:
+                text = f"**{text}**"
+            texts.append(text)
+        lines.append(texts)
+    return tabulate(
+        lines, headers=[c.header for c in table.columns], tablefmt="github", disable_numparse=True
+    )
+
+
+def legend_rows(view: MatrixView) -> list[tuple[str, str, str, str, str]]:
+    """(score, evaluator, better, unit, meaning) for every declared score, cost included."""
+    out = []
+    for ev in view.cfg.evaluators:
+        for s in evaluator_registry(ev).get(ev).scores:
+            out.append((s.name, ev, _better(s), s.unit or "–", s.meaning))
+    for s in COST_SCORES:
+        out.append((s.name, "cost", _better(s), s.unit or "–", s.meaning))
+    return out
+
+
+def _better(s: Score) -> str:
+    better = {"higher": "↑ higher", "lower": "↓ lower", "none": "–"}[s.direction]
+    if s.ideal is not None:
+        better += f" (ideal {s.ideal:g})"
+    return better
 
 
 def legend(view: MatrixView) -> str:
     lines = ["| score | better | unit | meaning |", "|---|---|---|---|"]
-    for ev in view.cfg.evaluators:
-        cls = evaluator_registry(ev).get(ev)
-        for s in cls.scores:
-            better = {"higher": "↑ higher", "lower": "↓ lower", "none": "–"}[s.direction]
-            if s.ideal is not None:
-                better += f" (ideal {s.ideal:g})"
-            lines.append(f"| `{s.name}` ({ev}) | {better} | {s.unit or '–'} | {s.meaning} |")
-    for s in COST_SCORES:
-        better = {"higher": "↑ higher", "lower": "↓ lower", "none": "–"}[s.direction]
-        lines.append(f"| `{s.name}` (cost) | {better} | {s.unit or '–'} | {s.meaning} |")
+    for name, ev, better, unit, meaning in legend_rows(view):
+        lines.append(f"| `{name}` ({ev}) | {better} | {unit} | {meaning} |")
     return "\n".join(lines)
 
 
@@ -390,6 +570,7 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
             "trial_key": t.key,
             "git_commit": env.get("git_commit"),
             "torch": env.get("torch"),
+            "origin": _origin(view, lab["architecture"]),
         }
         if t.kind == "evaluate":
             scores = declared[lab["evaluator"]]
@@ -423,6 +604,12 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
     return out
 
 
+def _origin(view: MatrixView, architecture: str) -> str:
+    if architecture not in view.submitted:
+        return "maintainers"
+    return "submitted, " + ("reproduced" if architecture in view.reproduced else "not reproduced")
+
+
 def _domain_rows(view: MatrixView, t: Trial, rec: dict) -> list[dict[str, Any]]:
     """results.csv rows of a domain network: its held-out accuracies and R²."""
     env = rec.get("env") or {}
@@ -441,6 +628,7 @@ def _domain_rows(view: MatrixView, t: Trial, rec: dict) -> list[dict[str, Any]]:
                 "trial_key": t.key,
                 "git_commit": env.get("git_commit"),
                 "torch": env.get("torch"),
+                "origin": "maintainers",
                 "evaluator": "domain",
                 "score": name,
                 "value": value,
@@ -540,14 +728,152 @@ def _first_seed_words(cfg: MatrixConfig) -> str:
     return f"seed {cfg.seeds[0]}" if len(firsts) == 1 else "first seed of each architecture"
 
 
-def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
+@dataclass
+class Section:
+    """Everything shown for one matrix × device × dataset, for the markdown and the HTML page."""
+
+    view: MatrixView
+    dataset: str
+    tables: dict[str, Table | None]
+    domain: str | None
+    samples: list[tuple[str, str]]  # (row label, figure path)
+    explanations: list[tuple[str, str, str]]  # (row label, explainer, figure path)
+    plots: list[tuple[str, str]]  # (caption, figure path)
+    provenance: Table
+    submissions: list[str]
+
+    @property
+    def slug(self) -> str:
+        return f"{self.view.slug}-{self.dataset}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.view.cfg.name} · {self.view.device_type.upper()} · {self.dataset}"
+
+
+def provenance_table(view: MatrixView, dataset: str) -> Table:
+    """Where each row's results came from: trials, device, versions, git commit, host, dates."""
+    out = Table(
+        [
+            Column("architecture", numeric=False),
+            Column("trials finished / failed / n/a"),
+            Column("device", numeric=False),
+            Column("torch · python", numeric=False),
+            Column("git commit", numeric=False),
+            Column("host", numeric=False),
+            Column("finished (UTC)", numeric=False),
+            Column("origin", numeric=False),
+        ],
+        [],
+    )
+    for row in view.rows(dataset):
+        recs = [
+            rec
+            for kind in ("train", "evaluate")
+            for _, rec in view.cells(dataset, row, kind)
+            if rec is not None
+        ]
+        if not recs:
+            continue
+        envs = [r["env"] for r in recs if r.get("env")]
+        counts = [sum(r["status"] == s for r in recs) for s in ("finished", "failed", "n/a")]
+        stamps = [r["finished"] for r in recs if r.get("finished")]
+        dates = sorted({time.strftime("%Y-%m-%d", time.gmtime(t)) for t in stamps})
+        if row.submitted:
+            origin = f"submitted ({row.submitted}), " + (
+                "reproduced by the maintainers" if row.reproduced else "not reproduced"
+            )
+        else:
+            origin = "maintainers' run"
+        out.rows.append(
+            TableRow(
+                row.label,
+                row.is_control,
+                [
+                    Cell(row.label),
+                    Cell(" / ".join(map(str, counts)), counts[0]),
+                    Cell("; ".join(sorted({e.get("device", "?") for e in envs})) or "?"),
+                    Cell(
+                        "; ".join(sorted({f"{e.get('torch')} · {e.get('python')}" for e in envs}))
+                    ),
+                    Cell(
+                        ", ".join(sorted({(e.get("git_commit") or "unknown")[:12] for e in envs}))
+                    ),
+                    Cell(", ".join(sorted({str(e.get("host")) for e in envs}))),
+                    Cell(" – ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "–"),
+                    Cell(origin),
+                ],
+            )
+        )
+    return out
+
+
+def build_section(
+    view: MatrixView,
+    dataset: str,
+    out: Path,
+    figures: dict[tuple[str, str, str, int], str],
+    explainer_figures: dict[tuple[str, str, str, int], list[tuple[str, str]]],
+) -> Section:
     cfg = view.cfg
-    figures = _copy_figures(view, artifacts, out)
-    explainer_figures = _copy_explainer_figures(view, artifacts, out)
+    quality, q_rates = score_table(view, dataset, view.evaluators_of("quality"))
+    explainability, e_rates = score_table(view, dataset, view.evaluators_of("explainability"))
+    intrinsic, _ = score_table(view, dataset, view.evaluators_of("intrinsic"))
+    cost, per_step = cost_table(view, dataset)
+    tables = {
+        "quality": quality,
+        "ranking": ranking_table(q_rates, e_rates, per_step),
+        "cost": cost,
+        "explainability": explainability,
+        "intrinsic": intrinsic,
+    }
+    samples, explanations = [], []
+    for row in view.rows(dataset):
+        if row.reference == "real":
+            continue
+        seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
+        key = (dataset, row.architecture, row.reference, seed)
+        if key in figures:
+            samples.append((row.label, figures[key]))
+        for ev, rel in explainer_figures.get(key, []):
+            explanations.append((row.label, ev, rel))
+    from ganbench.plots import tradeoff_plots
+
+    plots = tradeoff_plots(
+        out, f"figures/{view.slug}/{dataset}", q_rates, e_rates, per_step, dataset
+    )
+    submissions = [
+        f"{name} †: submitted in `runs/{sub.path.name}`, "
+        + (
+            "reproduced by the maintainers (the same trial keys are in their own runs)."
+            if name in view.reproduced
+            else "not reproduced by the maintainers."
+        )
+        for name, sub in view.submitted.items()
+        if any(t.labels["dataset"] == dataset for t in sub.trials)
+    ]
+    return Section(
+        view,
+        dataset,
+        tables,
+        domain_line(view, dataset),
+        samples,
+        explanations,
+        plots,
+        provenance_table(view, dataset),
+        submissions,
+    )
+
+
+def render_view(view: MatrixView, sections: list[Section]) -> str:
+    """The markdown of one matrix on one device: per dataset, the tables and figures."""
+    cfg = view.cfg
     parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
-    n_done = sum(r["status"] == "finished" for r in view.records.values())
+    n_done = sum(
+        view.records[t.key]["status"] == "finished" for t in view.own if t.key in view.records
+    )
     own = "".join(
         f" ({arch}: {_budget_words(cfg, arch)})"
         for arch in cfg.architectures
@@ -555,93 +881,104 @@ def render_view(view: MatrixView, out: Path, artifacts: Path) -> str:
     )
     parts += [
         f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{own}; "
-        f"{n_done} of {len(view.trials)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
+        f"{n_done} of {len(view.own)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
         f"Code: {', '.join(c[:12] for c in view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
     ]
-    for dataset in cfg.datasets:
+    for refused in view.refused:
+        parts += [f"> Refused: {refused}", ""]
+    for sec in sections:
         notes: list[str] = []
+        t = sec.tables
+        parts += [f"### {sec.dataset}", ""]
+        if t["quality"]:
+            parts += [
+                "**Sample quality** (mean ± std over seeds; best architecture in bold; "
+                "rows in italics are controls, not contenders)",
+                "",
+                markdown_table(t["quality"], notes),
+                "",
+            ]
+        if sec.domain:
+            parts += [sec.domain, ""]
+        if t["ranking"]:
+            parts += [
+                "**Ranking** (mean win rate: the share of other architectures an architecture "
+                "beats, averaged over the directional columns, HELM-style)",
+                "",
+                markdown_table(t["ranking"], notes),
+                "",
+            ]
+        parts += ["**Cost**", ""]
         parts += [
-            f"### {dataset}",
-            "",
-            "**Sample quality** (mean ± std over seeds; best architecture in bold; "
-            "rows in italics are controls, not contenders)",
-            "",
-            quality_table(view, dataset, notes),
+            markdown_table(t["cost"], notes) if t["cost"] else "_no finished training trials_",
             "",
         ]
-        line = domain_line(view, dataset)
-        if line:
-            parts += [line, ""]
-        parts += ["**Cost**", "", cost_table(view, dataset), ""]
-        grid = []
-        for row in view.rows(dataset):
-            if row.reference == "real":
-                continue
-            seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
-            rel = figures.get((dataset, row.architecture, row.reference, seed))
-            if rel:
-                grid.append(f"| {row.label} | ![{row.label} samples, seed {seed}]({rel}) |")
-        if grid:
+        if sec.samples:
             parts += [
                 f"**Samples** ({_first_seed_words(cfg)}, fixed latents)",
                 "",
                 "| | |",
                 "|---|---|",
-                *grid,
+                *(f"| {_md_label(lab)} | ![{lab} samples]({rel}) |" for lab, rel in sec.samples),
                 "",
             ]
-        explained = quality_table(view, dataset, notes, cfg.explainers) if cfg.explainers else ""
-        if explained:
+        if t["explainability"]:
             parts += [
-                "**Explanations** (intrinsic explanations and explainer scores; mean ± std over "
-                "seeds; architectures an explainer does not apply to are left out)",
+                "**Explainability** (explainers any architecture can be scored by, each beside "
+                "its control where it declares one; mean ± std over seeds)",
                 "",
-                explained,
+                markdown_table(t["explainability"], notes),
                 "",
             ]
-            shown = []
-            for row in view.rows(dataset):
-                seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
-                for ev, rel in explainer_figures.get(
-                    (dataset, row.architecture, row.reference, seed), []
-                ):
-                    shown.append(f"| {row.label} | {ev} | ![{row.label} {ev}]({rel}) |")
-            if shown:
-                parts += [
-                    f"**Explanation figures** ({_first_seed_words(cfg)})",
-                    "",
-                    "| | explainer | |",
-                    "|---|---|---|",
-                    *shown,
-                    "",
-                ]
+        if t["intrinsic"]:
+            parts += [
+                "**Intrinsic explanations** (what an architecture explains about itself by design; "
+                "mean ± std over seeds; architectures an explainer does not apply to are left out)",
+                "",
+                markdown_table(t["intrinsic"], notes),
+                "",
+            ]
+        if sec.explanations:
+            parts += [
+                f"**Explanation figures** ({_first_seed_words(cfg)})",
+                "",
+                "| | explainer | |",
+                "|---|---|---|",
+                *(
+                    f"| {_md_label(lab)} | {ev} | ![{lab} {ev}]({rel}) |"
+                    for lab, ev, rel in sec.explanations
+                ),
+                "",
+            ]
+        if sec.plots:
+            parts += ["**Trade-offs**", ""]
+            parts += [f"![{cap}]({rel})" for cap, rel in sec.plots] + [""]
+        if sec.submissions:
+            parts += [f"- {line}" for line in sec.submissions] + [""]
         if notes:
             parts += [f"[^{i}]: {note}" for i, note in enumerate(notes, 1)] + [""]
     parts += ["### Legend", "", legend(view), ""]
     return "\n".join(parts)
 
 
+def _md_label(label: str) -> str:
+    return f"*{label}*" if "(untrained)" in label else label
+
+
 def write_bundle(view: MatrixView, out: Path) -> Path:
+    """The maintainers' own records of the matrix (submissions stay in their own bundles)."""
     path = out / "runs" / f"{view.slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = (
-        "key",
-        "kind",
-        "status",
-        "config",
-        "labels",
-        "scores",
-        "timings",
-        "env",
-        "error",
-        "started",
-        "finished",
-    )
-    records = [{k: rec.get(k) for k in keep} for _, rec in sorted(view.records.items())]
+    records = [
+        {k: view.records[t.key].get(k) for k in RECORD_FIELDS}
+        for t in sorted(view.own, key=lambda t: t.key)
+        if t.key in view.records
+    ]
     bundle = {
         "schema": BUNDLE_SCHEMA,
         "trial_schema": SCHEMA_VERSION,
+        "origin": "maintainers",
         "matrix": view.cfg.name,
         "device_type": view.device_type,
         "records": records,
@@ -650,47 +987,81 @@ def write_bundle(view: MatrixView, out: Path) -> Path:
     return path
 
 
+@dataclass
+class Rendered:
+    written: list[Path]
+    refused: list[str]
+
+
 def render(store_path: Path, out: Path, configs: list[str] | None = None) -> list[Path]:
-    """Render ``out``/README.md, results.csv, figures/ and runs/*.json; returns the files written."""
+    """Render ``out``/README.md, index.html, results.csv, figures/ and runs/*.json; returns the
+    files written."""
+    return render_all(store_path, out, configs).written
+
+
+def render_all(store_path: Path, out: Path, configs: list[str] | None = None) -> Rendered:
     out.mkdir(parents=True, exist_ok=True)
-    records = collect_records(store_path, out / "runs")
-    if not records:
+    sources = collect(store_path, out / "runs")
+    if not sources.records:
         raise GanbenchError(
             f"nothing to render: no store at {store_path} and no bundles in {out / 'runs'}; "
             "run `ganbench run smoke` first"
         )
     views = []
+    claimed = set()
     for name in configs or shipped_configs():
         cfg = load_config(name)
         for device_type in DEVICE_TYPES:
-            view = MatrixView(cfg, device_type, records)
+            view = MatrixView(cfg, device_type, sources.records, sources.submissions)
+            claimed |= {(cfg.name, device_type)}
             if not view.empty:
                 views.append(view)
     if not views:
         raise GanbenchError(
             f"no finished trial in {store_path} belongs to the matrices {configs or shipped_configs()}"
         )
+    refused = list(sources.refused)
+    for path, bundle in sources.submissions:
+        if (bundle.get("matrix"), bundle.get("device_type")) not in claimed:
+            refused.append(
+                f"submitted bundle {path.name}: claims matrix {bundle.get('matrix')!r} on "
+                f"{bundle.get('device_type')!r}, which is not rendered here"
+            )
+    for view in views:
+        refused.extend(view.refused)
     artifacts = store_path.parent / "artifacts"
+    date = time.strftime("%Y-%m-%d", time.gmtime())
     body = [
         "# ganbench leaderboard",
         "",
-        f"Rendered by `ganbench leaderboard` on {time.strftime('%Y-%m-%d', time.gmtime())} from the project's own runs. "
+        f"Rendered by `ganbench leaderboard` on {date} from the project's own runs. "
         "Each matrix and device is shown apart: numbers from different matrices or devices are never averaged "
-        "together. `results.csv` holds every number (one row per architecture × dataset × seed × score), "
-        "`runs/` the raw trial records this page was rendered from.",
+        "together. [`index.html`](index.html) is the same page with sortable tables, a dataset selector and a "
+        "figure gallery (open it from disk, it needs no network). `results.csv` holds every number (one row per "
+        "architecture × dataset × seed × score), `runs/` the raw trial records this page was rendered from.",
         "",
     ]
     tidy = []
+    all_sections = []
     for view in views:
-        body.append(render_view(view, out, artifacts))
+        figures = _copy_figures(view, artifacts, out)
+        explainer_figures = _copy_explainer_figures(view, artifacts, out)
+        sections = [
+            build_section(view, d, out, figures, explainer_figures) for d in view.cfg.datasets
+        ]
+        all_sections.extend(sections)
+        body.append(render_view(view, sections))
         tidy.extend(tidy_rows(view))
     written = []
     readme = out / "README.md"
     readme.write_text("\n".join(body), encoding="utf-8")
     written.append(readme)
+    from ganbench.html import write_page
+
+    written.append(write_page(out / "index.html", views, all_sections, date))
     csv_path = out / "results.csv"
     pd.DataFrame(tidy).to_csv(csv_path, index=False)
     written.append(csv_path)
     for view in views:
         written.append(write_bundle(view, out))
-    return written
+    return Rendered(written, refused)

@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import GanbenchError, PluginLoadError
 
 
 def load_plugin_file(path: str | Path) -> None:
@@ -25,6 +25,17 @@ def load_plugin_file(path: str | Path) -> None:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise GanbenchError(
-            f"plugin {path} failed to import: {type(exc).__name__}: {exc}"
+        raise PluginLoadError(
+            f"plugin {path} failed to import: {type(exc).__name__}: {exc}{_where(exc, path)}"
         ) from None
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`` (line N)`` of the plugin file where the import failed, when the traceback says."""
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    if line is None:
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        line = frames[-1].lineno if frames else None
+    return f" (line {line})" if line else ""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
 
-from ganbench.errors import GanbenchError
+from ganbench.errors import GanbenchError, PluginLoadError
 
 T = TypeVar("T")
 
@@ -90,7 +90,15 @@ class Registry(Generic[T]):
             return self._classes[name]
         ep = self._eps().get(name)
         if ep is not None:
-            obj = ep.load()
+            try:
+                obj = ep.load()
+            except (
+                Exception
+            ) as exc:  # a broken third-party package: one clear line, not a traceback
+                raise PluginLoadError(
+                    f"{self.kind} {name!r} (entry point {ep.value!r} in group {self.group!r}) "
+                    f"failed to import: {type(exc).__name__}: {exc}"
+                ) from None
             if name not in self._classes:
                 if isinstance(obj, type):
                     self.register(name)(obj)

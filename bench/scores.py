@@ -24,6 +24,9 @@ class Score:
     unit: str = ""
     primary: bool = True
     ideal: float | None = None
+    # the name of the score (of the same evaluator) that is this one's chance level, e.g. the
+    # same explainer fed random attributions; the leaderboard shows it beside this score
+    control: str | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ARROWS:

@@ -58,7 +58,7 @@ class Trial:
 
 
 def train_config(
-    arch: str,
+    arch: str | dict[str, Any],
     arch_params: dict,
     dataset: str,
     dataset_params: dict,
@@ -67,10 +67,13 @@ def train_config(
     train: dict[str, Any],
     device_type: str,
 ) -> dict[str, Any]:
+    """A train trial's config. ``arch`` is a registered name, or an architecture part
+    (name, version, code, params) as a stored config holds it, for checking a submission."""
+    part = _part(get_architecture(arch), arch_params) if isinstance(arch, str) else arch
     return {
         "schema": SCHEMA_VERSION,
         "kind": "train",
-        "architecture": _part(get_architecture(arch), arch_params),
+        "architecture": part,
         "dataset": _part(get_dataset(dataset), dataset_params),
         "seed": seed,
         "budget": {"steps": steps, "batch_size": train["batch_size"]},
@@ -78,6 +81,42 @@ def train_config(
         "grid_size": train["grid_size"],
         "device": device_type,
     }
+
+
+def evaluate_config(
+    cfg: MatrixConfig,
+    evaluator: str,
+    source: dict[str, Any],
+    seed: int,
+    device_type: str,
+    domain_key: str | None,
+) -> dict[str, Any]:
+    """An evaluate trial's config: ``evaluator`` of the matrix scoring ``source`` (a train key
+    or the real-data reference), with the dataset's domain network when the evaluator reads it."""
+    ev_cls = evaluator_registry(evaluator).get(evaluator)
+    econfig = {
+        "schema": SCHEMA_VERSION,
+        "kind": "evaluate",
+        "source": source,
+        "evaluator": _part(ev_cls, cfg.evaluator_params[evaluator]),
+        "seed": seed,
+        "device": device_type,
+    }
+    if "domain" in ev_cls.requires_dataset and domain_key:
+        econfig["domain"] = domain_key
+    return econfig
+
+
+def domain_key_for(cfg: MatrixConfig, dataset: str) -> str | None:
+    """The key of ``dataset``'s domain network trial in this matrix, or None when it has none."""
+    from ganbench.datasets.domain import domain_config
+
+    dparams = cfg.dataset_params[dataset]
+    features = get_dataset(dataset)(**dparams).spec.features
+    wants = any(
+        "domain" in evaluator_registry(ev).get(ev).requires_dataset for ev in cfg.evaluators
+    )
+    return trial_key(domain_config(dataset, dparams)) if wants and "domain" in features else None
 
 
 def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
@@ -142,17 +181,8 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
             for reference, arch, train_key, source, caps in sources:
                 for ev in cfg.evaluators:
                     ev_cls = evaluator_registry(ev).get(ev)
-                    econfig = {
-                        "schema": SCHEMA_VERSION,
-                        "kind": "evaluate",
-                        "source": source,
-                        "evaluator": _part(ev_cls, cfg.evaluator_params[ev]),
-                        "seed": seed,
-                        "device": device_type,
-                    }
-                    extra = {}
-                    if "domain" in ev_cls.requires_dataset and domain_key:
-                        econfig["domain"] = extra["domain"] = domain_key
+                    econfig = evaluate_config(cfg, ev, source, seed, device_type, domain_key)
+                    extra = {"domain": econfig["domain"]} if "domain" in econfig else {}
                     who = arch if arch else "the real-data reference"
                     labels = {
                         "architecture": arch or "real data",

@@ -71,7 +71,7 @@ def test_intrinsic_explainers_run_where_they_apply_and_get_their_own_table(tmp_p
 
     render(store_path=store.path, out=tmp_path / "lb", configs=[str(path)])
     page = (tmp_path / "lb" / "README.md").read_text()
-    quality, explanations = page.split("**Explanations**")
+    quality, explanations = page.split("**Intrinsic explanations**")
     assert "code_accuracy" not in quality and "attn_entropy_g" not in quality
     table = explanations.split("**Explanation figures**")[0]
     assert "code_accuracy ↑" in table and "attn_entropy_g" in table

@@ -1,0 +1,68 @@
+"""``leaderboard/index.html``: one static page (Jinja2), working offline, from the same sections
+as the markdown: sortable tables, a dataset selector, the legend, a figure gallery per
+architecture, and where every result came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ganbench import __version__
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("ganbench", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["sortkey"] = lambda v: "" if v is None else f"{float(v):.10g}"
+    return env
+
+
+def write_page(path: Path, views: list, sections: list, date: str) -> Path:
+    """Render the page for ``sections`` (built by ganbench.leaderboard) to ``path``."""
+    from ganbench.leaderboard import legend_rows
+
+    legends = {view.slug: legend_rows(view) for view in views}
+    html = (
+        _environment()
+        .get_template("leaderboard.html.j2")
+        .render(
+            sections=sections,
+            legends=legends,
+            date=date,
+            version=__version__,
+            table_titles=TABLE_TITLES,
+        )
+    )
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+TABLE_TITLES = {
+    "quality": (
+        "Sample quality",
+        "Mean ± std over seeds; best architecture in bold; rows in italics are controls "
+        "(the same network untrained, real images in place of samples), not contenders. "
+        "Hover a cell for the per-seed values, an n/a for its reason, a failure for its error.",
+    ),
+    "ranking": (
+        "Ranking",
+        "Mean win rate (HELM-style): the share of other architectures an architecture beats, "
+        "averaged over the directional columns of the quality table, and of the explainability "
+        "table where there is one.",
+    ),
+    "cost": ("Cost", "Training cost per architecture, mean over seeds."),
+    "explainability": (
+        "Explainability",
+        "Explainers any architecture can be scored by, each beside its control where it declares one.",
+    ),
+    "intrinsic": (
+        "Intrinsic explanations",
+        "What an architecture explains about itself by design; architectures an explainer "
+        "does not apply to are left out.",
+    ),
+}
