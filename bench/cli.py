@@ -151,10 +151,12 @@ def cmd_show_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ganbench.leaderboard import render
+    from ganbench.leaderboard import render_all
 
-    written = render(store_path=Path(args.store), out=Path(args.out), configs=args.config or None)
-    print(f"ganbench leaderboard: wrote {', '.join(str(p) for p in written)}")
+    done = render_all(store_path=Path(args.store), out=Path(args.out), configs=args.config or None)
+    for reason in done.refused:
+        print(f"ganbench leaderboard: refused {reason}", file=sys.stderr)
+    print(f"ganbench leaderboard: wrote {', '.join(str(p) for p in done.written)}")
     return 0
 
 

@@ -1,0 +1,246 @@
+"""The submission path: the example plugin package goes through check -> run -> export ->
+leaderboard; bundles that do not match the matrix they claim are refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ganbench.config import load_config
+from ganbench.leaderboard import MatrixView, collect, render_all
+from ganbench.runner import run_matrix
+from ganbench.store import Store
+from ganbench.submission import BundleRefused, check_submission, read_bundle
+from ganbench.trials import trial_key
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "ganbench-tinygan"
+GANBENCH = [sys.executable, "-m", "ganbench.cli"]
+
+
+def ganbench(*args: str, plugin_path: Path | None = None, cwd: Path | None = None):
+    """The real command in a fresh process; ``plugin_path`` puts the installed example on it."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if plugin_path is not None:
+        env["PYTHONPATH"] = str(plugin_path)
+    return subprocess.run(
+        [*GANBENCH, *args], capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """The maintainers run a tiny matrix (DCGAN); a submitter installs the example package,
+    checks it, runs the same matrix for it alone and exports a bundle into the leaderboard."""
+    root = tmp_path_factory.mktemp("submission")
+    site = root / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = root / "tiny.toml"
+    config.write_text(TINY.replace("references = []", 'references = ["untrained", "real"]'))
+    maintainers = Store(root / "maintainers" / "ganbench.sqlite")
+    run_matrix(load_config(str(config)), maintainers, device="cpu", quiet=True)
+    maintainers.close()
+    board = root / "leaderboard"
+
+    results = {
+        "check": ganbench("check", "tinygan", plugin_path=site),
+        "run": ganbench(
+            "run",
+            str(config),
+            "--architecture",
+            "tinygan",
+            "--store",
+            str(root / "submitter" / "ganbench.sqlite"),
+            "--quiet",
+            plugin_path=site,
+        ),
+        "export": ganbench(
+            "export",
+            "--store",
+            str(root / "submitter" / "ganbench.sqlite"),
+            "--architecture",
+            "tinygan",
+            "--config",
+            str(config),
+            "--out",
+            str(board / "runs"),
+            plugin_path=site,
+        ),
+        # the maintainers render without the submitter's package installed
+        "leaderboard": ganbench(
+            "leaderboard",
+            "--store",
+            str(maintainers.path),
+            "--out",
+            str(board),
+            "--config",
+            str(config),
+        ),
+    }
+    return root, site, config, board, results
+
+
+def test_example_plugin_passes_check(flow):
+    *_, results = flow
+    out = results["check"]
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert " 0 failed" in out.stdout
+
+
+def test_submitter_runs_only_their_architecture_and_exports_a_bundle(flow):
+    _, _, _, board, results = flow
+    assert results["run"].returncode == 0, results["run"].stdout + results["run"].stderr
+    assert "0 failed" in results["run"].stdout
+    assert results["export"].returncode == 0, results["export"].stderr
+    bundle = json.loads((board / "runs" / "submitted-tiny-cpu-tinygan.json").read_text())
+    assert bundle["origin"] == "submission" and bundle["architecture"] == "tinygan"
+    assert bundle["code"]["name"] == "tinygan" and bundle["environment"]["torch"]
+    kinds = sorted(r["kind"] for r in bundle["records"])
+    assert kinds == ["evaluate"] * 4 + ["train"] * 2  # trained + untrained, each scored twice
+    assert {r["labels"]["architecture"] for r in bundle["records"]} == {"tinygan"}
+
+
+def test_leaderboard_merges_the_bundle_marked_not_reproduced(flow):
+    _, _, _, board, results = flow
+    assert results["leaderboard"].returncode == 0, results["leaderboard"].stderr
+    readme = (board / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| tinygan † "))
+    assert "| 1 " in row  # one seed scored
+    assert (
+        "tinygan †: submitted in `runs/submitted-tiny-cpu-tinygan.json`, not reproduced" in readme
+    )
+    assert "| dcgan " in readme  # the maintainers' own rows are still there
+    html = (board / "index.html").read_text()
+    assert 'data-label="tinygan †"' in html and "not reproduced" in html
+    csv = pd.read_csv(board / "results.csv")
+    sub = csv[csv.architecture == "tinygan"]
+    assert set(sub.origin) == {"submitted, not reproduced"} and sub.value.notna().any()
+    assert set(csv[csv.architecture == "dcgan"].origin) == {"maintainers"}
+    # the maintainers' own bundle does not absorb the submission
+    own = json.loads((board / "runs" / "tiny-cpu.json").read_text())
+    assert all(r["labels"]["architecture"] != "tinygan" for r in own["records"])
+
+
+def test_reproduced_when_the_maintainers_run_the_same_trials(flow, tmp_path):
+    root, site, config, board, _ = flow
+    store = tmp_path / "ganbench.sqlite"
+    for args in (
+        ["run", str(config), "--store", str(store), "--quiet"],
+        ["run", str(config), "--architecture", "tinygan", "--store", str(store), "--quiet"],
+    ):
+        out = ganbench(*args, plugin_path=site)
+        assert out.returncode == 0, out.stdout + out.stderr
+    out_dir = tmp_path / "lb"
+    (out_dir / "runs").mkdir(parents=True)
+    src = board / "runs" / "submitted-tiny-cpu-tinygan.json"
+    (out_dir / "runs" / src.name).write_text(src.read_text())
+    out = ganbench(
+        "leaderboard", "--store", str(store), "--out", str(out_dir), "--config", str(config)
+    )
+    assert out.returncode == 0, out.stderr
+    readme = (out_dir / "README.md").read_text()
+    assert "| tinygan " in readme and "tinygan †" not in readme.split("- tinygan")[0]
+    assert "reproduced by the maintainers" in readme
+
+
+def _refusal(board: Path, config: Path, edit) -> str:
+    path = board / "runs" / "submitted-tiny-cpu-tinygan.json"
+    bundle = edit(copy.deepcopy(read_bundle(path)))
+    with pytest.raises(BundleRefused) as err:
+        check_submission(bundle, path, load_config(str(config)))
+    return str(err.value)
+
+
+def _retrain(bundle, steps: int):
+    """Claim a different budget, with keys recomputed so that only the config is wrong."""
+    for rec in bundle["records"]:
+        if rec["kind"] == "train" and rec["config"]["budget"]["steps"]:
+            rec["config"]["budget"]["steps"] = steps
+            rec["key"] = trial_key(rec["config"])
+    return bundle
+
+
+def test_bundles_that_do_not_match_their_matrix_are_refused(flow):
+    _, _, config, board, _ = flow
+    assert "40 steps" in _refusal(board, config, lambda b: _retrain(b, 10))
+
+    def bump_evaluator(b):
+        for rec in b["records"]:
+            if rec["kind"] == "evaluate" and rec["config"]["evaluator"]["name"] == "mmd":
+                rec["config"]["evaluator"]["params"]["n"] = 32
+                rec["key"] = trial_key(rec["config"])
+        return b
+
+    assert "does not match matrix 'tiny'" in _refusal(board, config, bump_evaluator)
+
+    def edit_key(b):
+        b["records"][0]["key"] = "0" * 64
+        return b
+
+    assert "hash of its config" in _refusal(board, config, edit_key)
+    assert "already an architecture" in _refusal(
+        board, config, lambda b: b | {"architecture": "dcgan"}
+    )
+
+    def other_seed(b):
+        for rec in b["records"]:
+            rec["config"]["seed"] = 7
+            rec["key"] = trial_key(rec["config"])
+        return b
+
+    assert "seed 7 is not a seed" in _refusal(board, config, other_seed)
+
+
+def test_a_refused_bundle_is_reported_and_left_out(flow, tmp_path):
+    root, _, config, board, _ = flow
+    out_dir = tmp_path / "lb"
+    (out_dir / "runs").mkdir(parents=True)
+    bundle = _retrain(read_bundle(board / "runs" / "submitted-tiny-cpu-tinygan.json"), 10)
+    (out_dir / "runs" / "submitted-tiny-cpu-tinygan.json").write_text(json.dumps(bundle))
+    (out_dir / "runs" / "submitted-tiny-cpu-broken.json").write_text("{not json")
+    done = render_all(root / "maintainers" / "ganbench.sqlite", out_dir, [str(config)])
+    assert any("a train trial of 10 steps" in r for r in done.refused)
+    assert any("not valid JSON" in r for r in done.refused)
+    readme = (out_dir / "README.md").read_text()
+    assert "tinygan" not in readme.split("> Refused:")[0] and "> Refused:" in readme
+    out = ganbench(
+        "leaderboard",
+        "--store",
+        str(root / "maintainers" / "ganbench.sqlite"),
+        "--out",
+        str(out_dir),
+        "--config",
+        str(config),
+    )
+    assert out.returncode == 0 and "refused" in out.stderr and "not valid JSON" in out.stderr
+
+
+def test_views_only_take_bundles_of_their_own_matrix_and_device(flow):
+    root, _, config, board, _ = flow
+    sources = collect(root / "maintainers" / "ganbench.sqlite", board / "runs")
+    cfg = load_config(str(config))
+    assert "tinygan" in MatrixView(cfg, "cpu", sources.records, sources.submissions).submitted
+    assert not MatrixView(cfg, "cuda", sources.records, sources.submissions).submitted
