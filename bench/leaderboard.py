@@ -506,8 +506,10 @@ def markdown_table(table: Table, notes: list[str]) -> str:
             if col.header == "architecture" and row.control:
                 text = f"*{text}*"
             if cell.status == "failed":
-                notes.append(f"{row.label} × {col.evaluator}: {cell.title}")
-                text = f"failed[^{len(notes)}]"
+                note = f"{row.label} × {col.evaluator}: {cell.title}"
+                if note not in notes:
+                    notes.append(note)
+                text = f"failed[^{notes.index(note) + 1}]"
             if cell.bold:
                 text = f"**{text}**"
             texts.append(text)

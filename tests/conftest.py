@@ -92,3 +92,74 @@ def registered(registry, name: str, cls: type):
 @pytest.fixture
 def temp_architecture():
     return lambda name, cls: registered(ARCHITECTURES, name, cls)
+
+
+def _logit_gap_explainer():
+    """A toy explainability evaluator with a control, for leaderboard tests: the gap between
+    D's mean logit on real and on generated images, beside the same gap with the two sets'
+    labels shuffled (its chance level)."""
+    import torch
+
+    from ganbench.evaluator import Evaluator
+    from ganbench.scores import Score
+
+    class LogitGapExplainer(Evaluator):
+        """D's real-minus-generated logit gap, beside the gap with labels shuffled."""
+
+        version = "1"
+        requires = frozenset({"layers"})
+        defaults = {"n": 64}
+        scores = (
+            Score(
+                "logit_gap",
+                "higher",
+                "D's mean logit on real minus on generated images",
+                control="logit_gap_shuffled",
+            ),
+            Score("logit_gap_shuffled", "none", "the same gap with real/generated shuffled"),
+        )
+
+        def evaluate(self, ctx):
+            n = self.params["n"]
+            with torch.no_grad():
+                real = ctx.model.discriminator_logits(ctx.reals(n))
+                fake = ctx.model.discriminator_logits(ctx.fakes(len(real)))
+            pooled = torch.cat([real, fake])
+            order = torch.randperm(len(pooled), generator=ctx.rng(7))
+            shuffled = pooled[order]
+            return {
+                "logit_gap": float(real.mean() - fake.mean()),
+                "logit_gap_shuffled": float(
+                    shuffled[: len(real)].mean() - shuffled[len(real) :].mean()
+                ),
+            }
+
+    return LogitGapExplainer
+
+
+@pytest.fixture(scope="session")
+def tiny_board(tmp_path_factory):
+    """A rendered leaderboard of a tiny matrix: digits and shapes, two contenders (DCGAN at two
+    widths, one a config variant), their untrained controls, the real data, two metrics and a
+    toy explainability evaluator with a control. Returns the leaderboard folder."""
+    from ganbench.config import load_config
+    from ganbench.leaderboard import render
+    from ganbench.registry import EXPLAINERS
+    from ganbench.runner import run_matrix
+    from ganbench.store import Store
+
+    root = tmp_path_factory.mktemp("board")
+    text = (
+        TINY.replace('datasets = ["digits"]', 'datasets = ["digits", "shapes"]')
+        .replace('architectures = ["dcgan"]', 'architectures = ["dcgan", "dcgan-wide"]')
+        .replace("references = []", 'references = ["untrained", "real"]\nexplainers = ["logitgap"]')
+    )
+    text += '\n[architecture.dcgan-wide]\nvariant_of = "dcgan"\nwidth = 16\nlatent_dim = 16\n'
+    config = root / "tiny.toml"
+    config.write_text(text)
+    with registered(EXPLAINERS, "logitgap", _logit_gap_explainer()):
+        store = Store(root / "runs" / "ganbench.sqlite")
+        summary = run_matrix(load_config(str(config)), store, device="cpu", quiet=True)
+        assert not summary.failed, summary.failed
+        render(store.path, root / "leaderboard", configs=[str(config)])
+    return root / "leaderboard"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ganbench.config import load_config
 from ganbench.leaderboard import render
 from ganbench.runner import run_matrix
@@ -82,3 +84,9 @@ def test_intrinsic_explainers_run_where_they_apply_and_get_their_own_table(tmp_p
     assert "infogan-trained-seed0-codes-codes-c1.png" in figures
     assert "sagan-trained-seed0-attention-attention.png" in figures
     assert "sagan-trained-seed0-attention-attention.png" in explanations
+    # on the page, an n/a cell says why on hover
+    html = (tmp_path / "lb" / "index.html").read_text()
+    assert re.search(
+        r'class=" na"\s+data-sort="" title="attention needs capability attention, which infogan',
+        html,
+    )

@@ -120,3 +120,43 @@ def test_bundles_rerender_the_same_numbers_without_the_store(rendered):
     root, _, csv, csv_again = rendered
     assert (root / "leaderboard" / "runs" / "tiny-cpu.json").is_file()
     pd.testing.assert_frame_equal(csv, csv_again)
+
+
+def test_page_marks_failures_with_their_error(rendered):
+    root, *_ = rendered
+    html = (root / "leaderboard" / "index.html").read_text()
+    import re
+
+    cell = re.search(r'<td class=" failed"\s+data-sort="" title="([^"]+)">failed</td>', html)
+    assert cell and "RuntimeError: exploded on purpose" in cell.group(1)
+    assert re.search(
+        r"<li>failed — brokengan: its train trial \w+ failed: RuntimeError: exploded", html
+    )
+
+
+def test_explainability_table_sits_beside_its_control_and_is_ranked(tiny_board):
+    readme = (tiny_board / "README.md").read_text()
+    digits = readme.split("### digits")[1].split("### shapes")[0]
+    table = digits.split("**Explainability**")[1].split("**Trade-offs**")[0]
+    assert "logit_gap ↑" in table and "(control " in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows[1:3]] == ["dcgan", "dcgan-wide"]
+    # the real data has no discriminator: its row is n/a throughout and left out
+    assert "real data" not in table
+    ranking = digits.split("**Ranking**")[1].split("**Cost**")[0]
+    assert "quality win rate ↑" in ranking and "explainability win rate ↑" in ranking
+    for name in ("tradeoff-quality-cost.png", "tradeoff-quality-explainability.png"):
+        png = tiny_board / "figures" / "tiny-cpu" / "digits" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and name in digits
+
+
+def test_page_is_offline_with_every_figure_beside_it(tiny_board):
+    import re
+
+    html = (tiny_board / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the page must not fetch"
+    # every figure the page shows is a file next to it
+    for rel in re.findall(r'<img src="([^"]+)"', html):
+        assert (tiny_board / rel).is_file(), rel
+    assert html.count('<section class="lb-section"') == 2
+    assert 'option value="tiny-cpu-shapes"' in html

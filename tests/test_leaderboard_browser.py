@@ -8,12 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.config import load_config
-from ganbench.leaderboard import render
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from tests.conftest import TINY
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT_DIR = Path(__file__).resolve().parents[1] / "runs" / "screenshots"
@@ -26,23 +20,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory) -> Path:
-    """A leaderboard of a tiny matrix: two datasets, two contenders (DCGAN at two widths, one a
-    config variant), their untrained controls and the real data."""
-    root = tmp_path_factory.mktemp("browser")
-    text = (
-        TINY.replace('datasets = ["digits"]', 'datasets = ["digits", "shapes"]')
-        .replace('architectures = ["dcgan"]', 'architectures = ["dcgan", "dcgan-wide"]')
-        .replace("references = []", 'references = ["untrained", "real"]')
-    )
-    text += '\n[architecture.dcgan-wide]\nvariant_of = "dcgan"\nwidth = 16\nlatent_dim = 16\n'
-    config = root / "tiny.toml"
-    config.write_text(text)
-    store = Store(root / "runs" / "ganbench.sqlite")
-    summary = run_matrix(load_config(str(config)), store, device="cpu", quiet=True)
-    assert not summary.failed, summary.failed
-    render(store.path, root / "leaderboard", configs=[str(config)])
-    return root / "leaderboard" / "index.html"
+def page(tiny_board) -> Path:
+    return tiny_board / "index.html"
 
 
 @pytest.fixture(scope="module")
