@@ -867,6 +867,22 @@ def build_section(
     )
 
 
+MD_HEADINGS = {
+    "quality": "**Sample quality** (mean ± std over seeds; best architecture in bold; "
+    "rows in italics are controls, not contenders)",
+    "ranking": "**Ranking** (mean win rate: the share of other architectures an architecture "
+    "beats, averaged over the directional columns, HELM-style)",
+    "explainability": "**Explainability** (explainers any architecture can be scored by, each "
+    "beside its control where it declares one; mean ± std over seeds)",
+    "intrinsic": "**Intrinsic explanations** (what an architecture explains about itself by "
+    "design; mean ± std over seeds; architectures an explainer does not apply to are left out)",
+}
+
+
+def _md_block(table: Table | None, heading: str, notes: list[str]) -> list[str]:
+    return [heading, "", markdown_table(table, notes), ""] if table else []
+
+
 def render_view(view: MatrixView, sections: list[Section]) -> str:
     """The markdown of one matrix on one device: per dataset, the tables and figures."""
     cfg = view.cfg
@@ -893,24 +909,11 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         notes: list[str] = []
         t = sec.tables
         parts += [f"### {sec.dataset}", ""]
-        if t["quality"]:
-            parts += [
-                "**Sample quality** (mean ± std over seeds; best architecture in bold; "
-                "rows in italics are controls, not contenders)",
-                "",
-                markdown_table(t["quality"], notes),
-                "",
-            ]
+
+        parts += _md_block(t["quality"], MD_HEADINGS["quality"], notes)
         if sec.domain:
             parts += [sec.domain, ""]
-        if t["ranking"]:
-            parts += [
-                "**Ranking** (mean win rate: the share of other architectures an architecture "
-                "beats, averaged over the directional columns, HELM-style)",
-                "",
-                markdown_table(t["ranking"], notes),
-                "",
-            ]
+        parts += _md_block(t["ranking"], MD_HEADINGS["ranking"], notes)
         parts += ["**Cost**", ""]
         parts += [
             markdown_table(t["cost"], notes) if t["cost"] else "_no finished training trials_",
@@ -925,22 +928,8 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
                 *(f"| {_md_label(lab)} | ![{lab} samples]({rel}) |" for lab, rel in sec.samples),
                 "",
             ]
-        if t["explainability"]:
-            parts += [
-                "**Explainability** (explainers any architecture can be scored by, each beside "
-                "its control where it declares one; mean ± std over seeds)",
-                "",
-                markdown_table(t["explainability"], notes),
-                "",
-            ]
-        if t["intrinsic"]:
-            parts += [
-                "**Intrinsic explanations** (what an architecture explains about itself by design; "
-                "mean ± std over seeds; architectures an explainer does not apply to are left out)",
-                "",
-                markdown_table(t["intrinsic"], notes),
-                "",
-            ]
+        parts += _md_block(t["explainability"], MD_HEADINGS["explainability"], notes)
+        parts += _md_block(t["intrinsic"], MD_HEADINGS["intrinsic"], notes)
         if sec.explanations:
             parts += [
                 f"**Explanation figures** ({_first_seed_words(cfg)})",

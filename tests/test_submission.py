@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,8 @@ def flow(tmp_path_factory):
     checks it, runs the same matrix for it alone and exports a bundle into the leaderboard."""
     root = tmp_path_factory.mktemp("submission")
     site = root / "site"
+    source = root / "src"  # pip builds in the source folder: keep the checkout clean
+    shutil.copytree(EXAMPLE, source)
     subprocess.run(
         [
             sys.executable,
@@ -53,7 +56,7 @@ def flow(tmp_path_factory):
             "--no-build-isolation",
             "--target",
             str(site),
-            str(EXAMPLE),
+            str(source),
         ],
         check=True,
         capture_output=True,
