@@ -111,6 +111,66 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ganbench.conformance import run_checks
+    from ganbench.plugins import load_plugin_file
+    from ganbench.registry import ARCHITECTURES
+
+    for plugin in args.plugin or []:
+        load_plugin_file(plugin)
+    target = args.target
+    if target.endswith(".py") or Path(target).is_file():
+        before = set(ARCHITECTURES.names())
+        load_plugin_file(target)
+        names = sorted(set(ARCHITECTURES.names()) - before)
+        if not names:
+            raise GanbenchError(
+                f"{target} registers no architecture: decorate a class with "
+                "@register_architecture('NAME')"
+            )
+    else:
+        ARCHITECTURES.get(target)  # an unknown or broken name fails here, on one line
+        names = [target]
+    failed = passed = 0
+    for name in names:
+        results = run_checks(name)
+        rows = [
+            [r.check, "pass" if r.passed else "FAIL", r.detail, r.fix, f"{r.seconds:.1f}"]
+            for r in results
+        ]
+        print(f"ganbench check {name}")
+        print(tabulate(rows, headers=["check", "result", "found", "fix", "s"], tablefmt="simple"))
+        print()
+        passed += sum(r.passed for r in results)
+        failed += sum(not r.passed for r in results)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_new_architecture(args: argparse.Namespace) -> int:
+    import keyword
+    import re
+    from importlib import resources
+
+    name = args.name
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise ConfigError(
+            f"new-architecture {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter"
+        )
+    out = Path(args.out or f"{name.replace('-', '_')}.py")
+    if out.exists():
+        raise GanbenchError(f"{out} exists: pass --out with another path, or remove it")
+    ident = "".join(p.capitalize() for p in re.split(r"[-_]", name))
+    if keyword.iskeyword(ident) or not ident.isidentifier():
+        ident = f"Arch{ident}"
+    text = (resources.files("ganbench") / "templates" / "architecture.py.tmpl").read_text()
+    out.write_text(text.replace("{{name}}", name).replace("{{Class}}", ident), encoding="utf-8")
+    print(f"ganbench new-architecture: wrote {out}; next: ganbench check {out}")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from ganbench.store import Store
     from ganbench.tables import status_table
@@ -219,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--out", default="leaderboard/runs", help="folder (default leaderboard/runs)")
     ex.set_defaults(func=cmd_export)
+
+    ck = sub.add_parser(
+        "check", help="the conformance suite for an architecture (a registered name or a .py file)"
+    )
+    ck.add_argument("target", metavar="NAME_OR_FILE")
+    ck.add_argument("--plugin", action="append", metavar="FILE.py", help="load this file first")
+    ck.set_defaults(func=cmd_check)
+
+    na = sub.add_parser(
+        "new-architecture",
+        help="write a commented template of a new architecture that passes check",
+    )
+    na.add_argument("name")
+    na.add_argument("--out", help="file to write (default NAME.py)")
+    na.set_defaults(func=cmd_new_architecture)
 
     show = sub.add_parser("show", help="trial status summary of a store")
     show.add_argument("--store", default=str(DEFAULT_STORE))
