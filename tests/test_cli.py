@@ -138,11 +138,16 @@ def test_missing_plugin_file(tmp_path):
 
 
 def test_plugin_that_fails_to_import(tmp_path):
+    """Asked to run only the plugin's architecture, there is nothing left to run: one line
+    saying why (with other architectures the run goes on: tests/test_plugin_failures.py)."""
     (tmp_path / "broken.py").write_text("import no_such_module_anywhere\n")
+    out = run("run", "smoke", "--plugin", "broken.py", "--architecture", "mygan", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 2  # the warning, then the error
     assert_one_line_error(
-        run("run", "smoke", "--plugin", "broken.py", cwd=tmp_path),
-        "failed to import",
-        "ModuleNotFoundError",
+        subprocess.CompletedProcess(out.args, 2, out.stdout, out.stderr.splitlines()[1] + "\n"),
+        "--architecture 'mygan' is not registered",
+        "failed to import: ModuleNotFoundError",
     )
 
 
