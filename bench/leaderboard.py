@@ -845,7 +845,7 @@ def build_section(
         out, f"figures/{view.slug}/{dataset}", q_rates, e_rates, per_step, dataset
     )
     submissions = [
-        f"{name} †: submitted in `runs/{sub.path.name}`, "
+        f"{name}{'' if name in view.reproduced else ' †'}: submitted in `runs/{sub.path.name}`, "
         + (
             "reproduced by the maintainers (the same trial keys are in their own runs)."
             if name in view.reproduced
