@@ -163,11 +163,6 @@ def collect(store_path: Path, bundle_dir: Path) -> Sources:
     return src
 
 
-def collect_records(store_path: Path, bundle_dir: Path) -> dict[str, dict]:
-    """The maintainers' trial records by key (bundles, then the store over them)."""
-    return collect(store_path, bundle_dir).records
-
-
 def _fmt(values: list[float]) -> str:
     if not values:
         return "–"
