@@ -76,8 +76,11 @@ def check_builds(name: str) -> str:
         small(name, spec)
     try:
         create_architecture(name, SPECS[0], no_such_knob=1)
-    except Exception as exc:  # noqa: BLE001 - any error naming the key will do
-        _expect("no_such_knob" in str(exc), f"an unknown parameter gave an unclear error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        _expect(
+            "unknown key 'no_such_knob'" in str(exc),
+            f"an unknown parameter gave an unclear error: {type(exc).__name__}: {exc}",
+        )
     else:
         raise CheckFailed("an unknown parameter 'no_such_knob' was accepted silently")
     return "builds at 32x32x1 and 64x64x3; rejects an unknown parameter"
@@ -98,14 +101,20 @@ def check_generate(name: str) -> str:
 
 def check_determinism(name: str) -> str:
     spec = SPECS[0]
-    outs = []
+    outs, states = [], []
     for seed in (3, 3, 4):
         arch = small(name, spec, seed=seed).eval()
+        states.append(arch.state_tensors())
         with torch.no_grad():
             outs.append(arch.generate(arch.sample_latent(4, torch.Generator().manual_seed(1))))
-    _expect(torch.equal(outs[0], outs[1]), "the same seed gave different networks or samples")
+    differ = sorted(k for k in states[0] if not torch.equal(states[0][k], states[1].get(k)))
+    _expect(
+        set(states[0]) == set(states[1]) and not differ,
+        f"the same seed built different weights: {', '.join(differ[:3]) or 'other keys'}",
+    )
+    _expect(torch.equal(outs[0], outs[1]), "the same seed gave different samples")
     _expect(not torch.equal(outs[0], outs[2]), "different seeds gave identical samples")
-    return "same seed, same samples; another seed, other samples"
+    return "same seed, same weights and samples; another seed, other samples"
 
 
 def check_round_trip(name: str) -> str:
@@ -130,72 +139,105 @@ def check_round_trip(name: str) -> str:
     return "save, load into a differently seeded copy: identical G and D outputs"
 
 
+def _trainable(arch) -> dict[str, dict[str, torch.Tensor]]:
+    """Each network's trainable parameters, copied."""
+    return {
+        net: {k: v.detach().clone() for k, v in module.named_parameters() if v.requires_grad}
+        for net, module in arch.networks().items()
+    }
+
+
+def _check_losses(losses, step: int) -> None:
+    _expect(isinstance(losses, dict) and bool(losses), "train_step must return a dict of losses")
+    for key, value in losses.items():
+        _expect(
+            isinstance(value, torch.Tensor) and value.dim() == 0,
+            f"loss {key!r} is not a scalar tensor",
+        )
+        _expect(not value.requires_grad, f"loss {key!r} is not detached")
+        _expect(bool(torch.isfinite(value)), f"loss {key!r} is {float(value)} at step {step}")
+
+
 def check_training(name: str) -> str:
     spec = SPECS[0]
     arch = small(name, spec)
-    before = {k: v.clone() for k, v in arch.state_tensors().items()}
+    before = _trainable(arch)
     for step in range(3):
         losses = arch.train_step(_images(spec, 8, seed=step))
-        _expect(isinstance(losses, dict) and losses, "train_step must return a dict of losses")
-        for key, value in losses.items():
-            _expect(
-                isinstance(value, torch.Tensor) and value.dim() == 0,
-                f"loss {key!r} is not a scalar tensor",
-            )
-            _expect(not value.requires_grad, f"loss {key!r} is not detached")
-            _expect(
-                bool(torch.isfinite(value)), f"loss {key!r} is {float(value)} at step {step + 1}"
-            )
-    after = arch.state_tensors()
-    moved = [k for k, v in before.items() if not torch.equal(v, after[k])]
-    _expect(bool(moved), "three training steps changed no weight")
-    return f"3 steps: finite detached scalar losses ({', '.join(losses)}); weights move"
+        _check_losses(losses, step + 1)
+    after = _trainable(arch)
+    moved = {
+        net: sum(not torch.equal(v, after[net][k]) for k, v in params.items())
+        for net, params in before.items()
+    }
+    still = sorted(net for net in ("generator", "discriminator") if not moved.get(net))
+    _expect(not still, f"three training steps changed no weight of the {' or the '.join(still)}")
+    big = small(name, SPECS[1])  # one step at 64x64x3: nothing sized for one dataset only
+    _check_losses(big.train_step(_images(SPECS[1], 8)), 1)
+    total = sum(len(p) for p in before.values())
+    return (
+        f"3 steps: finite detached scalar losses ({', '.join(losses)}); "
+        f"{sum(moved.values())}/{total} weight tensors move; trains at 64x64x3 too"
+    )
 
 
 def check_layers(name: str) -> str:
-    arch = small(name).eval()
-    layers = arch.generator_layers()
-    _expect(bool(layers), "generator_layers() names no layer")
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o))
-        for n, m in layers.items()
-    ]
-    try:
-        with torch.no_grad():
-            arch.generate(arch.sample_latent(2))
-    finally:
-        for h in hooks:
-            h.remove()
-    missing = sorted(set(layers) - set(seen))
-    _expect(not missing, f"layers never run while generating: {', '.join(missing)}")
-    bad = [
-        n for n, o in seen.items() if not (torch.is_tensor(o) and o.dim() == 4 and o.shape[0] == 2)
-    ]
-    _expect(not bad, f"layers whose output is not a (batch, C, H, W) map: {', '.join(bad)}")
-    return f"{len(layers)} hookable layers give (batch, C, H, W) maps"
+    for spec in SPECS:
+        arch = small(name, spec).eval()
+        layers = arch.generator_layers()
+        _expect(bool(layers), "generator_layers() names no layer")
+        notmod = sorted(n for n, m in layers.items() if not isinstance(m, torch.nn.Module))
+        _expect(not notmod, f"generator_layers() entries that are not modules: {notmod}")
+        seen: dict[str, torch.Tensor] = {}
+        hooks = [
+            m.register_forward_hook(lambda m, i, o, n=n, seen=seen: seen.__setitem__(n, o))
+            for n, m in layers.items()
+        ]
+        try:
+            with torch.no_grad():
+                arch.generate(arch.sample_latent(2))
+        finally:
+            for h in hooks:
+                h.remove()
+        missing = sorted(set(layers) - set(seen))
+        _expect(not missing, f"layers never run while generating: {', '.join(missing)}")
+        bad = [
+            n
+            for n, o in seen.items()
+            if not (torch.is_tensor(o) and o.dim() == 4 and o.shape[0] == 2)
+        ]
+        _expect(
+            not bad,
+            f"layers whose output is not a (batch, C, H, W) map at {spec.name}: {', '.join(bad)}",
+        )
+    return f"{len(layers)} hookable layers give (batch, C, H, W) maps at 32x32x1 and 64x64x3"
 
 
 def check_discriminator_modules(name: str) -> str:
-    arch = small(name).eval()
-    calls: Counter = Counter()
-    hooks = [
-        m.register_forward_hook(lambda m, i, o, n=n: calls.update([n]))
-        for n, m in arch.discriminator.named_modules()
-        if not list(m.children())
-    ]
-    try:
-        with torch.no_grad():
-            logits = arch.discriminator_logits(_images(SPECS[0], 3))
-    finally:
-        for h in hooks:
-            h.remove()
-    _expect(
-        tuple(logits.shape) == (3,), f"discriminator_logits gave {tuple(logits.shape)}, not (3,)"
+    for spec in SPECS:
+        arch = small(name, spec).eval()
+        calls: Counter = Counter()
+        hooks = [
+            m.register_forward_hook(lambda m, i, o, n=n, calls=calls: calls.update([n]))
+            for n, m in arch.discriminator.named_modules()
+            if not list(m.children())
+        ]
+        try:
+            with torch.no_grad():
+                logits = arch.discriminator_logits(_images(spec, 3))
+        finally:
+            for h in hooks:
+                h.remove()
+        _expect(
+            tuple(logits.shape) == (3,),
+            f"discriminator_logits gave {tuple(logits.shape)} at {spec.name}, not (3,)",
+        )
+        _expect(bool(torch.isfinite(logits).all()), f"non-finite logits at {spec.name}")
+        reused = sorted(n for n, c in calls.items() if c > 1)
+        _expect(not reused, f"modules called more than once in one forward: {', '.join(reused)}")
+    return (
+        f"one logit per image at 32x32x1 and 64x64x3; {len(calls)} leaf modules, each called once"
     )
-    reused = sorted(n for n, c in calls.items() if c > 1)
-    _expect(not reused, f"modules called more than once in one forward: {', '.join(reused)}")
-    return f"one logit per image; {len(calls)} leaf modules, each called once"
 
 
 def check_deeplift(name: str) -> str:
@@ -224,28 +266,40 @@ def check_deeplift(name: str) -> str:
 
 
 def check_attention(name: str) -> str:
-    arch = small(name).eval()
-    maps = arch.attention_maps(arch.sample_latent(2, torch.Generator().manual_seed(0)))
-    _expect(set(maps) == {"generator", "discriminator"}, f"attention_maps keys {sorted(maps)}")
-    for where, m in maps.items():
+    for spec in SPECS:
+        arch = small(name, spec).eval()
+        maps = arch.attention_maps(arch.sample_latent(2, torch.Generator().manual_seed(0)))
         _expect(
-            m.dim() == 5 and m.shape[0] == 2,
-            f"{where} maps of shape {tuple(m.shape)}, not (B, Hq, Wq, Hk, Wk)",
+            isinstance(maps, dict) and set(maps) >= {"generator", "discriminator"},
+            f"attention_maps keys {sorted(maps) if isinstance(maps, dict) else type(maps)}",
         )
-        sums = m.flatten(3).sum(-1)
-        _expect(bool((m >= 0).all()), f"{where} attention has negative weights")
-        _expect(
-            torch.allclose(sums, torch.ones_like(sums), atol=1e-4),
-            f"{where} attention weights sum to {float(sums.min()):.3g}..{float(sums.max()):.3g}, not 1",
-        )
-    return "attention_maps: distributions over keys for every query, in G and D"
+        for where in ("generator", "discriminator"):
+            m = maps[where]
+            _expect(
+                torch.is_tensor(m) and m.dim() == 5 and m.shape[0] == 2,
+                f"{where} maps of shape {tuple(getattr(m, 'shape', ()))}, not (B, Hq, Wq, Hk, Wk)",
+            )
+            _expect(bool(torch.isfinite(m).all()), f"{where} attention is not finite")
+            sums = m.flatten(3).sum(-1)
+            _expect(bool((m >= 0).all()), f"{where} attention has negative weights")
+            _expect(
+                torch.allclose(sums, torch.ones_like(sums), atol=1e-4),
+                f"{where} attention weights sum to {float(sums.min()):.3g}..{float(sums.max()):.3g}, not 1",
+            )
+    return "attention_maps: distributions over keys for every query, in G and D, at both sizes"
 
 
 def check_codes(name: str) -> str:
     arch = small(name).eval()
     spec = arch.code_spec()
-    g = torch.Generator().manual_seed(0)
-    z = arch.sample_latent(4, g, category=1)
+    _expect(
+        spec.latent_dim == arch.latent_dim,
+        f"code_spec() adds up to {spec.latent_dim} latent dims, latent_dim is {arch.latent_dim}",
+    )
+    z = arch.sample_latent(4, torch.Generator().manual_seed(0), category=1)
+    again = arch.sample_latent(4, torch.Generator().manual_seed(0), category=1)
+    _expect(tuple(z.shape) == (4, arch.latent_dim), f"sample_latent gave shape {tuple(z.shape)}")
+    _expect(torch.equal(z, again), "sample_latent(n, generator) is not reproducible")
     _, cat, _ = arch.split_latent(z)
     _expect(bool((cat == 1).all()), "sample_latent(category=1) did not fix the categorical code")
     with torch.no_grad():
@@ -257,33 +311,73 @@ def check_codes(name: str) -> str:
         tuple(cont.shape) == (4, spec.continuous),
         f"Q's continuous codes of shape {tuple(cont.shape)}",
     )
+    _expect(
+        bool(torch.isfinite(logits).all() and torch.isfinite(cont).all()),
+        "predict_codes gave non-finite values",
+    )
     return f"code_spec {spec.categories} categories + {spec.continuous} continuous; codes fixable; Q reads them"
 
 
 def check_styles(name: str) -> str:
     arch = small(name).eval()
+    want = (2, arch.channels, arch.image_size, arch.image_size)
     with torch.no_grad():
         z = arch.sample_latent(2, torch.Generator().manual_seed(0))
         w = arch.mapping(z)
+        _expect(w.dim() == 2 and w.shape[0] == 2, f"mapping(z) gave w of shape {tuple(w.shape)}")
         images = arch.generate_from_w(w)
+        num_ws = getattr(arch, "num_ws", None)
+        if num_ws is not None and hasattr(arch, "synthesis"):
+            ws = w.unsqueeze(1).expand(-1, num_ws, -1)
+            from_ws = arch.synthesis(ws)
+            _expect(
+                torch.allclose(from_ws, images, atol=1e-5),
+                "synthesis(ws) with w in every layer differs from generate_from_w(w)",
+            )
         styles = arch.styles(w)
-    _expect(w.dim() == 2 and w.shape[0] == 2, f"mapping(z) gave w of shape {tuple(w.shape)}")
-    _expect(images.shape[0] == 2 and images.dim() == 4, "generate_from_w did not give images")
-    _expect(bool(styles), "styles(w) gave no per-layer styles")
-    return f"mapping -> w {tuple(w.shape[1:])}, synthesis from w, {len(styles)} per-layer styles"
+    _expect(tuple(images.shape) == want, f"generate_from_w gave {tuple(images.shape)}, not {want}")
+    _expect(
+        bool(torch.isfinite(images).all()) and float(images.abs().max()) <= 1,
+        "generate_from_w gave values outside [-1, 1]",
+    )
+    _expect(isinstance(styles, dict) and bool(styles), "styles(w) gave no per-layer styles")
+    bad = sorted(k for k, v in styles.items() if not (torch.is_tensor(v) and v.shape[0] == 2))
+    _expect(not bad, f"styles without a batch dimension: {', '.join(bad[:3])}")
+    ws_note = f"synthesis from {num_ws} ws, " if num_ws is not None else ""
+    return (
+        f"mapping -> w {tuple(w.shape[1:])}, {ws_note}images from w, {len(styles)} per-layer styles"
+    )
 
 
 def check_coordinates(name: str) -> str:
     arch = small(name).eval()
     coords = arch.micro_coordinates()
+    _expect(
+        torch.is_tensor(coords) and coords.dim() == 2 and len(coords) > 0,
+        f"micro_coordinates() of shape {tuple(getattr(coords, 'shape', ()))}, not (P, 2)",
+    )
     with torch.no_grad():
         z = arch.sample_latent(2, torch.Generator().manual_seed(0))
-        full = arch.generate_full(z)
         patches = [arch.generate_patch(z, c) for c in coords]
+    shapes = {tuple(p.shape) for p in patches}
+    _expect(len(shapes) == 1, f"patches of different shapes: {sorted(shapes)}")
+    n, c, h, w = patches[0].shape
+    _expect(
+        (n, c) == (2, arch.channels) and h == w,
+        f"generate_patch gave {tuple(patches[0].shape)}, not (2, {arch.channels}, s, s)",
+    )
+    _expect(
+        all(bool(torch.isfinite(p).all()) and float(p.abs().max()) <= 1 for p in patches),
+        "generate_patch gave values outside [-1, 1]",
+    )
+    if not hasattr(arch, "generate_full"):
+        return f"{len(coords)} micro patches of {h}x{w} (no generate_full to compare with)"
     side = int(round(len(coords) ** 0.5))
     _expect(
         side * side == len(coords), f"{len(coords)} micro coordinates do not make a square grid"
     )
+    with torch.no_grad():
+        full = arch.generate_full(z)
     rows = [torch.cat(patches[r * side : (r + 1) * side], dim=3) for r in range(side)]
     stitched = torch.cat(rows, dim=2)
     _expect(
@@ -299,15 +393,37 @@ def check_coordinates(name: str) -> str:
 def check_filter_groups(name: str) -> str:
     arch = small(name).eval()
     part = arch.partition()
+    _expect(
+        torch.is_tensor(part)
+        and part.dim() == 1
+        and len(part) > 0
+        and not part.is_floating_point(),
+        f"partition() gave {tuple(getattr(part, 'shape', ()))}, not (M,) integer group ids",
+    )
+    groups = arch.params.get("groups", int(part.max()) + 1)
+    _expect(
+        int(part.min()) >= 0 and int(part.max()) < groups,
+        f"partition() ids span {int(part.min())}..{int(part.max())}, not [0, {groups})",
+    )
     with torch.no_grad():
         z1 = arch.sample_latent(2, torch.Generator().manual_seed(0))
         z2 = arch.sample_latent(2, torch.Generator().manual_seed(1))
+        if hasattr(arch, "filter_maps"):  # the partition must name every filter of the layer
+            m = arch.filter_maps(z1).shape[1]
+            _expect(len(part) == m, f"partition() covers {len(part)} filters of the layer's {m}")
         a, b = arch.swap_concept(z1, z2, int(part[0]))
-    _expect(part.dim() == 1 and len(part) > 0, f"partition() of shape {tuple(part.shape)}")
+        want = tuple(arch.generate(z1).shape)
     _expect(
-        a.shape == b.shape == arch.generate(z1).shape, "swap_concept images have the wrong shape"
+        tuple(a.shape) == tuple(b.shape) == want,
+        f"swap_concept images of shapes {tuple(a.shape)}, {tuple(b.shape)}, not {want}",
     )
-    return f"partition of {len(part)} filters into {len(part.unique())} groups; concept swap works"
+    _expect(
+        float(a.abs().max()) <= 1 and float(b.abs().max()) <= 1,
+        "swap_concept gave values outside [-1, 1]",
+    )
+    return (
+        f"partition of all {len(part)} filters into {len(part.unique())} groups; concept swap works"
+    )
 
 
 CHECKS = (

@@ -32,12 +32,12 @@ class NaNLoss(DCGAN):
 
 
 class ReusedReLU(nn.Module):
-    def __init__(self, channels):
+    def __init__(self, channels, image_size):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, 8, 4, 2, 1)
         self.conv2 = nn.Conv2d(8, 8, 4, 2, 1)
         self.act = nn.LeakyReLU(0.2)
-        self.head = nn.Conv2d(8, 1, 8)
+        self.head = nn.Conv2d(8, 1, image_size // 4)
 
     def forward(self, x):
         return self.head(self.act(self.conv2(self.act(self.conv1(x))))).reshape(x.shape[0])
@@ -47,8 +47,14 @@ class ReusedReLU(nn.Module):
 class ReusedReLUGAN(DCGAN):
     def build(self):
         super().build()
-        self.discriminator = ReusedReLU(self.channels)
+        self.discriminator = ReusedReLU(self.channels, self.image_size)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4)
+
+
+@register_architecture("raises")
+class Raises(DCGAN):
+    def generator_layers(self):
+        raise KeyError("no such block")
 
 
 @register_architecture("badattention")
@@ -100,7 +106,7 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
     out = ganbench("check", str(path))
     assert out.returncode == 1, out.stdout + out.stderr
     sections = _sections(out.stdout)
-    assert set(sections) == {"wrongshape", "nanloss", "reusedrelu", "badattention"}
+    assert set(sections) == {"wrongshape", "nanloss", "reusedrelu", "raises", "badattention"}
     expected = {
         "wrongshape": ("generate", "generate gave shape (5, 1, 16, 16), expected (5, 1, 32, 32)"),
         "nanloss": ("training", "loss 'loss_g' is nan at step 1"),
@@ -109,6 +115,8 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
             "modules called more than once in one forward: act",
         ),
         "badattention": ("capability attention", "attention weights sum to 2"),
+        # an exception is that check's failure, with the plugin's line it came from
+        "raises": ("layers", "KeyError: 'no such block' (bad.py:"),
     }
     for name, (check, found) in expected.items():
         row = _row(sections[name], check)
@@ -118,6 +126,18 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
         assert any(word in row for word in ("must", "give", "provide", "end G")), row
         passed = [line for line in sections[name].splitlines() if "  pass  " in line]
         assert len(passed) >= 6, sections[name]
+    # exactly the faulty checks fail; a module reused in D also breaks DeepLIFT
+    failing = {
+        name: {line.split("  ")[0] for line in section.splitlines() if "  FAIL  " in line}
+        for name, section in sections.items()
+    }
+    assert failing == {
+        "wrongshape": {"generate"},
+        "nanloss": {"training"},
+        "reusedrelu": {"discriminator modules", "captum deeplift"},
+        "raises": {"layers"},
+        "badattention": {"capability attention"},
+    }, failing
     assert out.stdout.strip().splitlines()[-1].endswith("failed")
 
 
