@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ganbench.checkpoint import count_parameters, load_checkpoint, save_checkpoint
-from ganbench.errors import GanbenchError, NonFiniteLossError
+from ganbench.errors import GanbenchError, NonFiniteLossError, NotApplicable
 from ganbench.evaluator import EvalContext
 from ganbench.plugins import load_plugin_file
 from ganbench.registry import create_architecture, create_dataset, evaluator_registry
@@ -394,6 +394,8 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 Path(payload["domain_artifacts"]) if payload.get("domain_artifacts") else None,
             )
         return {"status": "finished", "env": env, **out}
+    except NotApplicable as exc:  # found out while evaluating (e.g. a D captum cannot explain)
+        return {"status": "n/a", "env": env, "error": str(exc)}
     except GanbenchError as exc:
         return {"status": "failed", "env": env, "error": str(exc)}
     except Exception as exc:  # a bug or a library error in one trial must not stop the matrix

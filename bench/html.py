@@ -56,9 +56,19 @@ TABLE_TITLES = {
         "table where there is one.",
     ),
     "cost": ("Cost", "Training cost per architecture, mean over seeds."),
+    "explainer_cost": (
+        "Explainer cost",
+        "Seconds of the attribution pass per explained image, per explainer, mean over seeds.",
+    ),
     "explainability": (
         "Explainability",
-        "Explainers any architecture can be scored by, each beside its control where it declares one.",
+        "Explainers any architecture can be scored by, one table each, every score beside its "
+        "control where it declares one (hover: the control's value).",
+    ),
+    "winners": (
+        "Which explainer wins",
+        "Per architecture and score that several explainers share: the best explainer, its "
+        "value and its random control; hover for every explainer's value.",
     ),
     "intrinsic": (
         "Intrinsic explanations",

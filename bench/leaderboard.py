@@ -414,6 +414,103 @@ def score_table(
     return out, by_name
 
 
+def explainer_tables(view: MatrixView, dataset: str) -> list[tuple[str, str, Table]]:
+    """One table per explainability evaluator: (name, its one-line doc, table), so that the
+    explainer × score columns stay readable; empty tables are left out."""
+    out = []
+    for ev in view.evaluators_of("explainability"):
+        table, _ = score_table(view, dataset, [ev])
+        if table is not None:
+            doc = (evaluator_registry(ev).get(ev).__doc__ or "").strip().split("\n\n")[0]
+            out.append((ev, " ".join(doc.replace("``", "`").replace(":mod:", "").split()), table))
+    return out
+
+
+def shared_scores(evaluators: list[str]) -> list[Score]:
+    """Directional primary scores that two or more of ``evaluators`` declare under one name
+    (deletion_auc of every attribution explainer): the columns explainers compete on."""
+    seen: dict[str, list[Score]] = defaultdict(list)
+    for ev in evaluators:
+        for s in evaluator_registry(ev).get(ev).scores:
+            if s.primary and s.direction != "none":
+                seen[s.name].append(s)
+    return [v[0] for v in seen.values() if len(v) >= 2]
+
+
+def winners_table(view: MatrixView, dataset: str) -> Table | None:
+    """Per architecture and shared score, the explainer that does best, with its value and
+    its control: which explainer wins faithfulness on which GAN."""
+    evaluators = view.evaluators_of("explainability")
+    scores = shared_scores(evaluators)
+    if not scores:
+        return None
+    out = Table(
+        [Column("architecture", numeric=False)]
+        + [Column(f"{s.name} {s.arrow}", None, s, numeric=False) for s in scores],
+        [],
+    )
+    for row in view.rows(dataset):
+        if row.reference == "real":
+            continue
+        cells, any_value = [Cell(row.label)], False
+        for score in scores:
+            have = []
+            for ev in evaluators:
+                cls = evaluator_registry(ev).get(ev)
+                if any(s.name == score.name for s in cls.scores):
+                    cell = _score_cell(view, dataset, row, ev, cls.score(score.name))
+                    if cell.sort is not None:
+                        have.append((cell.sort, ev, cell.text))
+            if not have:
+                cells.append(Cell("–"))
+                continue
+            any_value = True
+            pick = max if score.direction == "higher" else min
+            value, ev, text = pick(have, key=lambda h: h[0])
+            others = "; ".join(f"{e}: {v:.3g}" for v, e, _ in sorted(have, key=lambda h: h[1]))
+            cells.append(Cell(f"{ev} {text}", value, others))
+        if any_value:
+            out.rows.append(TableRow(row.label, row.is_control, cells))
+    return out if out.rows else None
+
+
+def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
+    """Seconds per explained image of every explainer that reports ``s_per_image``, per architecture."""
+    evaluators = [
+        ev
+        for ev in view.evaluators_of("explainability")
+        if any(s.name == "s_per_image" for s in evaluator_registry(ev).get(ev).scores)
+    ]
+    if not evaluators:
+        return None
+    out = Table(
+        [Column("architecture", numeric=False), Column("device", numeric=False)]
+        + [Column(f"{ev} (s/image) ↓", ev) for ev in evaluators],
+        [],
+    )
+    for row in view.rows(dataset):
+        if row.reference != "trained":
+            continue
+        cells, devices, any_value = [Cell(row.label), Cell("")], set(), False
+        for ev in evaluators:
+            cell = _score_cell(
+                view, dataset, row, ev, evaluator_registry(ev).get(ev).score("s_per_image")
+            )
+            if cell.sort is not None:
+                any_value = True
+                cell = Cell(_fmt_cost(cell.sort, "s"), cell.sort, cell.title)
+                devices |= {
+                    (rec.get("env") or {}).get("device", "?")
+                    for _, rec in view.cells(dataset, row, "evaluate", ev)
+                    if rec and rec["status"] == "finished"
+                }
+            cells.append(cell)
+        cells[1] = Cell("; ".join(sorted(devices)))
+        if any_value:
+            out.rows.append(TableRow(row.label, False, cells))
+    return out if out.rows else None
+
+
 def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, float]]:
     """Train cost per architecture, and each one's median seconds per step by name."""
     out = Table(
@@ -732,6 +829,7 @@ class Section:
     view: MatrixView
     dataset: str
     tables: dict[str, Table | None]
+    explainers: list[tuple[str, str, Table]]  # (explainability evaluator, its doc line, table)
     domain: str | None
     samples: list[tuple[str, str]]  # (row label, figure path)
     explanations: list[tuple[str, str, str]]  # (row label, explainer, figure path)
@@ -814,14 +912,17 @@ def build_section(
 ) -> Section:
     cfg = view.cfg
     quality, q_rates = score_table(view, dataset, view.evaluators_of("quality"))
-    explainability, e_rates = score_table(view, dataset, view.evaluators_of("explainability"))
+    # the explainability win rate runs over every explainer's columns at once; the tables
+    # are shown one per explainer
+    _, e_rates = score_table(view, dataset, view.evaluators_of("explainability"))
     intrinsic, _ = score_table(view, dataset, view.evaluators_of("intrinsic"))
     cost, per_step = cost_table(view, dataset)
     tables = {
         "quality": quality,
         "ranking": ranking_table(q_rates, e_rates, per_step),
         "cost": cost,
-        "explainability": explainability,
+        "explainer_cost": explainer_cost_table(view, dataset),
+        "winners": winners_table(view, dataset),
         "intrinsic": intrinsic,
     }
     samples, explanations = [], []
@@ -853,6 +954,7 @@ def build_section(
         view,
         dataset,
         tables,
+        explainer_tables(view, dataset),
         domain_line(view, dataset),
         samples,
         explanations,
@@ -869,6 +971,10 @@ MD_HEADINGS = {
     "beats, averaged over the directional columns, HELM-style)",
     "explainability": "**Explainability** (explainers any architecture can be scored by, each "
     "beside its control where it declares one; mean ± std over seeds)",
+    "explainer_cost": "**Explainer cost** (seconds of the attribution pass per explained image, "
+    "mean over seeds)",
+    "winners": "**Which explainer wins** (per architecture and score that several explainers "
+    "share: the best explainer, its value and its random control; hover for every explainer's)",
     "intrinsic": "**Intrinsic explanations** (what an architecture explains about itself by "
     "design; mean ± std over seeds; architectures an explainer does not apply to are left out)",
 }
@@ -923,7 +1029,13 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
                 *(f"| {_md_label(lab)} | ![{lab} samples]({rel}) |" for lab, rel in sec.samples),
                 "",
             ]
-        parts += _md_block(t["explainability"], MD_HEADINGS["explainability"], notes)
+        if t["explainer_cost"]:
+            parts += _md_block(t["explainer_cost"], MD_HEADINGS["explainer_cost"], notes)
+        if sec.explainers:
+            parts += [MD_HEADINGS["explainability"], ""]
+            for ev, doc, table in sec.explainers:
+                parts += [f"*{ev}*: {doc}", "", markdown_table(table, notes), ""]
+        parts += _md_block(t["winners"], MD_HEADINGS["winners"], notes)
         parts += _md_block(t["intrinsic"], MD_HEADINGS["intrinsic"], notes)
         if sec.explanations:
             parts += [
