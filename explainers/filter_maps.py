@@ -25,6 +25,11 @@ unpruned ones through the dataset's domain network (``ctx.domain_network().featu
 * Fréchet distance between the two sets of features (Gaussian fits, as in FID);
 * pixel change: the mean absolute pixel difference.
 
+Where no filter is near-dead that says nothing about pruning, so the explainer also prunes
+the ``prune_fraction`` (default 25%) least active filters of each layer and compares with
+as many random filters: ``prune_least_active_feature_distance`` well below its control
+means activity is a good pruning criterion for this generator.
+
 The **control** prunes as many filters, chosen at random (``random_repeats`` draws,
 averaged) among the layer's live filters (topped up with dead ones where fewer are live).
 With no dead filter in a layer nothing is pruned there, in either arm: both effects are 0.
@@ -95,6 +100,7 @@ class FilterMapsExplainer(Evaluator):
         "random_repeats": 3,
         "batch_size": 64,
         "top_k": 8,
+        "prune_fraction": 0.25,
         "figure": True,
     }
     scores = (
@@ -115,6 +121,19 @@ class FilterMapsExplainer(Evaluator):
             "prune_random_feature_distance",
             "none",
             "the same with as many randomly chosen live filters zeroed",
+        ),
+        Score(
+            "prune_least_active_feature_distance",
+            "none",
+            "the same distance with the prune_fraction (default 25%) least active filters of "
+            "each layer zeroed: what pruning by activity costs when no filter is dead",
+            control="prune_random_share_feature_distance",
+        ),
+        Score(
+            "prune_random_share_feature_distance",
+            "none",
+            "the same with as many filters chosen at random zeroed",
+            primary=False,
         ),
         Score(
             "prune_dead_frechet",
@@ -187,6 +206,10 @@ class FilterMapsExplainer(Evaluator):
     @torch.no_grad()
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         p = self.params
+        if not 0 < p["prune_fraction"] <= 1:
+            raise ValueError(
+                f"filter_maps: prune_fraction must lie in (0, 1], got {p['prune_fraction']}"
+            )
         if p["n"] < 2 or p["layers"] < 1 or p["random_repeats"] < 1:
             raise ValueError("filter_maps: needs n >= 2, layers >= 1 and random_repeats >= 1")
         z = ctx.model.sample_latent(p["n"], generator=ctx.rng(50))
@@ -267,11 +290,29 @@ class FilterMapsExplainer(Evaluator):
             }
         both_dead = effect(dead)
         both_random = control(names)
+        # pruning by activity: the least active share of each layer, against as many at random
+        least = {}
+        for name in names:
+            k = max(1, round(p["prune_fraction"] * len(means[name])))
+            mask = torch.zeros(len(means[name]), dtype=torch.bool)
+            mask[means[name].argsort(stable=True)[:k]] = True
+            least[name] = mask
+        least_effect = effect(least)
+        shares = []
+        for _ in range(p["random_repeats"]):
+            masks = {}
+            for name in names:
+                mask = torch.zeros_like(least[name])
+                mask[torch.randperm(len(mask), generator=g)[: int(least[name].sum())]] = True
+                masks[name] = mask
+            shares.append(effect(masks)["feature_distance"])
         total = sum(len(means[n]) for n in names)
         scores = {
             "dead_filter_fraction": sum(int(dead[n].sum()) for n in names) / total,
             "prune_dead_feature_distance": both_dead["feature_distance"],
             "prune_random_feature_distance": both_random["feature_distance"],
+            "prune_least_active_feature_distance": least_effect["feature_distance"],
+            "prune_random_share_feature_distance": float(np.mean(shares)),
             "prune_dead_frechet": both_dead["frechet"],
             "prune_random_frechet": both_random["frechet"],
             "prune_dead_pixel_change": both_dead["pixel_change"],
@@ -283,7 +324,13 @@ class FilterMapsExplainer(Evaluator):
             "dead_threshold": p["dead_threshold"],
             "dead_rule": "mean |activation| <= dead_threshold x the layer's median filter mean",
             "layers": per_layer,
-            "all_layers": {"prune_dead": both_dead, "prune_random": both_random},
+            "all_layers": {
+                "prune_dead": both_dead,
+                "prune_random": both_random,
+                "prune_fraction": p["prune_fraction"],
+                "prune_least_active": least_effect,
+                "prune_random_share_feature_distance": shares,
+            },
             "feature_scale": float((shift - base_f).norm(dim=1).mean()),
             "scores": scores,
         }

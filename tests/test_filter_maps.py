@@ -143,6 +143,9 @@ def test_forced_dead_filters_of_a_trained_dcgan(tmp_path):
     assert scores["prune_random_feature_distance"] > 0
     assert scores["prune_dead_feature_distance"] < 0.1 * scores["prune_random_feature_distance"]
     assert scores["prune_dead_pixel_change"] < 0.1 * scores["prune_random_pixel_change"]
+    # pruning the least active quarter (the killed filters first) costs less than a random quarter
+    least = scores["prune_least_active_feature_distance"]
+    assert least < scores["prune_random_share_feature_distance"]
 
 
 @pytest.mark.parametrize("name", list_architectures())
