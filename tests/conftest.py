@@ -163,3 +163,21 @@ def tiny_board(tmp_path_factory):
         assert not summary.failed, summary.failed
         render(store.path, root / "leaderboard", configs=[str(config)])
     return root / "leaderboard"
+
+
+def eval_context(model, dataset, artifact_dir, *, domain=None, seed: int = 0):
+    """An EvalContext on the CPU for calling an evaluator directly; ``domain`` stands in for
+    the dataset's domain network (anything with ``features``)."""
+    import torch
+
+    from ganbench.evaluator import EvalContext
+
+    cache = {} if domain is None else {"domain": domain}
+    return EvalContext(
+        model=model,
+        dataset=dataset,
+        device=torch.device("cpu"),
+        seed=seed,
+        artifact_dir=artifact_dir,
+        _cache=cache,
+    )

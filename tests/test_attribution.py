@@ -4,15 +4,12 @@ discriminator captum cannot explain is n/a with its reason."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from ganbench.errors import NotApplicable
-from ganbench.evaluator import EvalContext
 from ganbench.explainers.attribution import (
     AttributionExplainer,
     Logit,
@@ -24,6 +21,7 @@ from ganbench.explainers.attribution import (
     reused_modules,
 )
 from ganbench.registry import ARCHITECTURES, create_architecture, create_dataset, create_explainer
+from tests.conftest import eval_context
 
 EXPLAINERS = ("deeplift", "deepliftshap", "integrated_gradients", "smoothgrad", "lime")
 SMALL = {"n": 8, "cascade_layers": 3, "sensitivity_perturbations": 2}
@@ -80,17 +78,11 @@ def trained_dcgan(digits):
     return arch.eval()
 
 
-def context(model, dataset, tmp_path: Path, seed: int = 0) -> EvalContext:
-    return EvalContext(
-        model=model, dataset=dataset, device=torch.device("cpu"), seed=seed, artifact_dir=tmp_path
-    )
-
-
 @pytest.mark.parametrize("name", EXPLAINERS)
 def test_maps_concentrate_where_the_logit_reads(name, digits, tmp_path):
     arch = FakeArch(RegionD(), digits.split("train").images)
     ev = create_explainer(name, **SMALL)
-    ctx = context(arch, digits, tmp_path)
+    ctx = eval_context(arch, digits, tmp_path)
     x = ctx.reals(8)
     f = Logit(arch.discriminator).eval()
     maps = ev.attribute(f, x, ev.baseline_of(x, ctx), ctx).detach().abs().sum(1)
@@ -110,7 +102,7 @@ def test_maps_concentrate_where_the_logit_reads(name, digits, tmp_path):
 
 @pytest.mark.parametrize("name", ["deeplift", "integrated_gradients", "lime"])
 def test_faithful_on_a_trained_discriminator(name, trained_dcgan, digits, tmp_path):
-    scores = create_explainer(name, **SMALL).evaluate(context(trained_dcgan, digits, tmp_path))
+    scores = create_explainer(name, **SMALL).evaluate(eval_context(trained_dcgan, digits, tmp_path))
     assert scores["deletion_auc"] < scores["deletion_auc_random"] - 0.1, scores
     assert scores["insertion_auc"] > scores["insertion_auc_random"] + 0.1, scores
     assert scores["infidelity"] < scores["infidelity_random"], scores
@@ -134,11 +126,11 @@ class EdgeDetector(AttributionExplainer):
 def test_randomisation_separates_an_explainer_from_an_edge_detector(
     trained_dcgan, digits, tmp_path
 ):
-    edges = EdgeDetector(**SMALL).evaluate(context(trained_dcgan, digits, tmp_path / "e"))
+    edges = EdgeDetector(**SMALL).evaluate(eval_context(trained_dcgan, digits, tmp_path / "e"))
     assert edges["randomisation_rho"] > 0.99  # the same map whatever D's weights
     for name in ("deeplift", "smoothgrad", "lime"):
         real = create_explainer(name, **SMALL).evaluate(
-            context(trained_dcgan, digits, tmp_path / name)
+            eval_context(trained_dcgan, digits, tmp_path / name)
         )
         assert real["randomisation_rho"] < 0.8, (name, real["randomisation_rho"])
     # random maps decorrelate by construction: the control's ρ sits near 0
@@ -168,10 +160,10 @@ def test_reused_module_is_not_applicable_for_deeplift(digits, tmp_path):
     arch = FakeArch(ReusedReLUD(), digits.split("train").images)
     for name in ("deeplift", "deepliftshap"):
         with pytest.raises(NotApplicable, match="act more than once"):
-            create_explainer(name, **SMALL).evaluate(context(arch, digits, tmp_path))
+            create_explainer(name, **SMALL).evaluate(eval_context(arch, digits, tmp_path))
     # gradient methods have no such rule: they still explain it
     scores = create_explainer("integrated_gradients", **SMALL).evaluate(
-        context(arch, digits, tmp_path)
+        eval_context(arch, digits, tmp_path)
     )
     assert np.isfinite(scores["deletion_auc"])
 
@@ -180,7 +172,7 @@ def test_batch_dependent_logit_is_not_applicable(digits, tmp_path):
     arch = FakeArch(BatchCentredD(), digits.split("train").images)
     for name in EXPLAINERS:
         with pytest.raises(NotApplicable, match="depends on the other images"):
-            create_explainer(name, **SMALL).evaluate(context(arch, digits, tmp_path))
+            create_explainer(name, **SMALL).evaluate(eval_context(arch, digits, tmp_path))
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES.names()))

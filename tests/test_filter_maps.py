@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from ganbench.datasets.domain import DomainNetwork, heads_for
-from ganbench.evaluator import EvalContext
 from ganbench.explainers.filter_maps import FilterMapsExplainer, dead_filters, frechet_distance
 from ganbench.registry import (
     create_architecture,
@@ -19,6 +18,7 @@ from ganbench.registry import (
     get_architecture,
     list_architectures,
 )
+from tests.conftest import eval_context
 
 DEAD = [0, 3, 5]
 
@@ -79,15 +79,8 @@ class PlantedDead:
         return dict(self.layers)
 
 
-def context(model, tmp_path, net) -> EvalContext:
-    return EvalContext(
-        model=model,
-        dataset=digits(),
-        device=torch.device("cpu"),
-        seed=0,
-        artifact_dir=tmp_path,
-        _cache={"domain": net},
-    )
+def context(model, tmp_path, net):
+    return eval_context(model, digits(), tmp_path, domain=net)
 
 
 def test_helpers():

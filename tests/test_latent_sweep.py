@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.evaluator import EvalContext
 from ganbench.explainers.latent_sweep import (
     LatentSweepExplainer,
     participation_ratio,
@@ -17,6 +16,7 @@ from ganbench.explainers.latent_sweep import (
     top_share,
 )
 from ganbench.registry import create_architecture, create_dataset, get_architecture
+from tests.conftest import eval_context
 
 
 @functools.cache
@@ -63,15 +63,8 @@ class OneDimension:
         return {"out": self.layer}
 
 
-def context(model, tmp_path, net) -> EvalContext:
-    return EvalContext(
-        model=model,
-        dataset=digits(),
-        device=torch.device("cpu"),
-        seed=0,
-        artifact_dir=tmp_path,
-        _cache={"domain": net},
-    )
+def context(model, tmp_path, net):
+    return eval_context(model, digits(), tmp_path, domain=net)
 
 
 def test_participation_ratio_and_top_share():
