@@ -1,0 +1,245 @@
+"""Nearest-neighbour two-sample scores in the dataset's domain-network features.
+
+* ``knn_c2st`` — the classifier two-sample test (Lopez-Paz & Oquab 2017) with a k-nearest-
+  neighbour classifier on features instead of a CNN on pixels: real and generated features
+  pooled, each side halved into balanced train and test halves, every test point labelled
+  by the majority of its k = ⌊√n_train⌋ nearest training points (Euclidean; a tied vote
+  goes to the label of the single nearest neighbour). Held-out accuracy, its exact 95% Clopper-Pearson interval and the one-sided
+  binomial p-value of "accuracy is chance".
+* ``one_nn`` — the 1-NN two-sample accuracy of Xu et al. (2018, "An empirical study on
+  evaluation metrics of GANs"): leave-one-out 1-NN classification of the pooled real and
+  generated features. 0.5 is ideal; the real and generated accuracies apart tell mode
+  collapse (generated points find each other and real points far from them find each
+  other: both accuracies high) from memorisation (generated copies of training images sit on
+  real points: accuracies at or below 0.5).
+* ``memorisation`` — for each generated image, its distance to the nearest *training*
+  image, against the same distance for held-out real images (which the generator never
+  saw): the ratio of the medians (well below 1 = generated images sit closer to the
+  training set than new real images do: copying), and the fraction of generated images
+  closer to a training image than every held-out image is.
+
+Features are the domain network's embedding (the penultimate layer of the classifier the
+suite trains on the real training split), standardised by the real training features'
+mean and standard deviation, so that no one feature dominates the distances.
+"""
+
+from __future__ import annotations
+
+import torch
+from scipy.stats import binomtest
+
+from ganbench.evaluator import EvalContext, Evaluator
+from ganbench.registry import register_metric
+from ganbench.scores import Score
+
+from ._stats import paired_samples
+
+
+@torch.no_grad()
+def domain_features(ctx: EvalContext, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    net = ctx.domain_network()
+    return torch.cat(
+        [net.features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
+
+
+def standardiser(reference: torch.Tensor):
+    mean, std = reference.mean(0), reference.std(0).clamp_min(1e-6)
+    return lambda f: (f - mean) / std
+
+
+def knn_c2st(
+    real: torch.Tensor, fake: torch.Tensor, *, seed: int, k: int | None = None
+) -> dict[str, float]:
+    """k-NN classifier two-sample test on feature rows (n, D) of each side (n equal)."""
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"kNN C2ST needs equally shaped features, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    n = len(real)
+    if n < 4:
+        raise ValueError(f"kNN C2ST needs at least 4 points per side, got {n}")
+    g = torch.Generator().manual_seed(seed)
+    n_test = n // 2
+    r, f = torch.randperm(n, generator=g), torch.randperm(n, generator=g)
+    train = torch.cat([real[r[n_test:]], fake[f[n_test:]]]).double()
+    train_y = torch.cat([torch.ones(n - n_test), torch.zeros(n - n_test)])
+    test = torch.cat([real[r[:n_test]], fake[f[:n_test]]]).double()
+    test_y = torch.cat([torch.ones(n_test), torch.zeros(n_test)])
+    k = k or max(1, int(len(train) ** 0.5))
+    dist = torch.cdist(test, train)
+    nearest = dist.topk(k, largest=False).indices  # sorted nearest first
+    votes = train_y[nearest].sum(1)
+    predicted = torch.where(votes * 2 == k, train_y[nearest[:, 0]], (votes * 2 > k).double())
+    correct = int((predicted == test_y).sum())
+    total = len(test_y)
+    test_result = binomtest(correct, total)
+    ci = test_result.proportion_ci(confidence_level=0.95, method="exact")
+    return {
+        "knn_c2st_accuracy": correct / total,
+        "knn_c2st_p_value": float(binomtest(correct, total, p=0.5, alternative="greater").pvalue),
+        "knn_c2st_ci_low": float(ci.low),
+        "knn_c2st_ci_high": float(ci.high),
+        "knn_c2st_k": float(k),
+        "knn_c2st_n": float(n),
+    }
+
+
+def one_nn_accuracy(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    """Leave-one-out 1-NN accuracy of real (label 1) ∪ fake (label 0) feature rows."""
+    pooled = torch.cat([real, fake]).double()
+    labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])
+    dist = torch.cdist(pooled, pooled)
+    dist.fill_diagonal_(float("inf"))
+    predicted = labels[dist.argmin(1)]
+    right = predicted == labels
+    return {
+        "one_nn_accuracy": float(right.double().mean()),
+        "one_nn_real_accuracy": float(right[: len(real)].double().mean()),
+        "one_nn_generated_accuracy": float(right[len(real) :].double().mean()),
+        "one_nn_n": float(len(real)),
+    }
+
+
+def memorisation_scores(
+    train: torch.Tensor, held_out: torch.Tensor, generated: torch.Tensor
+) -> dict[str, float]:
+    """Distances to the nearest training row: generated against held-out real."""
+
+    def nearest(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [torch.cdist(c.double(), train.double()).min(1).values for c in x.split(1024)]
+        )
+
+    d_gen, d_held = nearest(generated), nearest(held_out)
+    median_held = float(d_held.median())
+    return {
+        "memorisation_ratio": float(d_gen.median()) / median_held
+        if median_held > 0
+        else float("nan"),
+        "memorised_fraction": float((d_gen < d_held.min()).double().mean()),
+        "nearest_train_generated": float(d_gen.median()),
+        "nearest_train_held_out": median_held,
+        "memorisation_n": float(len(generated)),
+    }
+
+
+class _FeatureMetric(Evaluator):
+    version = "1"
+    requires_dataset = frozenset({"domain"})
+
+    def features(self, ctx: EvalContext, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Standardised domain features of up to ``n`` real test and as many generated images,
+        and of the training images."""
+        reals, fakes = paired_samples(ctx, n)
+        train = domain_features(ctx, ctx.dataset.split("train").images.to(ctx.device))
+        scale = standardiser(train)
+        return scale(domain_features(ctx, reals)), scale(domain_features(ctx, fakes)), scale(train)
+
+
+@register_metric("knn_c2st")
+class KnnC2ST(_FeatureMetric):
+    """C2ST with a k-NN classifier (k = ⌊√n_train⌋) on standardised domain features."""
+
+    defaults = {"n": 500}
+    scores = (
+        Score(
+            "knn_c2st_accuracy",
+            "lower",
+            "held-out accuracy of a k-NN classifier (k = ⌊√n_train⌋) telling real from generated "
+            "domain features; 0.5 = indistinguishable",
+            ideal=0.5,
+        ),
+        Score(
+            "knn_c2st_p_value", "none", "one-sided exact binomial p-value of H0: accuracy is 1/2"
+        ),
+        Score(
+            "knn_c2st_ci_low",
+            "none",
+            "lower end of the 95% Clopper-Pearson interval",
+            primary=False,
+        ),
+        Score(
+            "knn_c2st_ci_high",
+            "none",
+            "upper end of the 95% Clopper-Pearson interval",
+            primary=False,
+        ),
+        Score("knn_c2st_k", "none", "neighbours voting", primary=False),
+        Score("knn_c2st_n", "none", "images per side used", primary=False),
+    )
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        real, fake, _ = self.features(ctx, self.params["n"])
+        return knn_c2st(real, fake, seed=ctx.seed)
+
+
+@register_metric("one_nn")
+class OneNN(_FeatureMetric):
+    """Leave-one-out 1-NN two-sample accuracy (Xu et al. 2018) on standardised domain features."""
+
+    defaults = {"n": 500}
+    scores = (
+        Score(
+            "one_nn_accuracy",
+            "lower",
+            "leave-one-out 1-NN accuracy on pooled real and generated domain features; 0.5 = "
+            "indistinguishable, 1 = separable",
+            ideal=0.5,
+        ),
+        Score(
+            "one_nn_real_accuracy",
+            "none",
+            "the same over the real points alone (high with mode collapse: real points far from any generated one)",
+        ),
+        Score(
+            "one_nn_generated_accuracy",
+            "none",
+            "the same over the generated points alone (below 0.5: generated points sit on real "
+            "ones, as copies would)",
+        ),
+        Score("one_nn_n", "none", "images per side used", primary=False),
+    )
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        real, fake, _ = self.features(ctx, self.params["n"])
+        return one_nn_accuracy(real, fake)
+
+
+@register_metric("memorisation")
+class Memorisation(_FeatureMetric):
+    """Are generated images closer to the training set than new real images are?"""
+
+    defaults = {"n": 500}
+    scores = (
+        Score(
+            "memorisation_ratio",
+            "none",
+            "median distance of a generated image to its nearest training image over the same for "
+            "held-out real images (domain features): ~1 = no closer than new data, near 0 = copies",
+            ideal=1.0,
+        ),
+        Score(
+            "memorised_fraction",
+            "lower",
+            "fraction of generated images closer to a training image than every held-out real image is",
+            ideal=0.0,
+        ),
+        Score(
+            "nearest_train_generated",
+            "none",
+            "median nearest-training distance, generated",
+            primary=False,
+        ),
+        Score(
+            "nearest_train_held_out",
+            "none",
+            "median nearest-training distance, held-out real",
+            primary=False,
+        ),
+        Score("memorisation_n", "none", "generated images used", primary=False),
+    )
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        real, fake, train = self.features(ctx, self.params["n"])
+        return memorisation_scores(train, real, fake)
