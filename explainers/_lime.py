@@ -47,6 +47,11 @@ intercept ``c`` unpenalised and the weights not normalised. With ``Z = [m, 1]``,
 interpretable model is ``SkLearnLasso(alpha=0.01)``; ridge is used instead because it has a
 closed form. (With ``alpha=0`` the system is singular when a feature is on in every sample or
 in none.) Everything after the forward passes runs in float64 on the inputs' device.
+
+Trial keys hash the source file of the explainer class (``attribution.py``), not this
+module: a change here that alters results must bump ``LimeExplainer.version``. (``chunk``
+only changes speed: the default 1024 measured 1.3x faster than 4096 on 2 CPU cores, where
+buffers above glibc's mmap threshold are mapped afresh on every call.)
 """
 
 from __future__ import annotations
@@ -162,7 +167,7 @@ def lime_attributions(
     *,
     kernel_width: float = 1.0,
     alpha: float = 1.0,
-    chunk: int = 4096,
+    chunk: int = 1024,
 ) -> torch.Tensor:
     """Vectorised LIME. forward: callable (N,C,H,W)->(N,) logits. inputs (n,C,H,W); baselines
     same shape (the value of a feature when it is off); feature_mask (1 or n, C,H,W) long;

@@ -5,7 +5,7 @@ Both explain the same 8 digits with the same 500 pre-drawn perturbations of 64 p
 the same attributions (each test asserts it). Captum explains one image at a time, building
 each perturbation in Python and running ``perturbations_per_eval`` of them per forward;
 it is timed at 64, 256 and 500 (= n_samples: one forward per image, its fastest). Ours runs
-all 8 x 500 perturbations in chunks of 4096 (the default) or 1024: on CPU, smaller chunks can
+all 8 x 500 perturbations in chunks of 1024 (the default) or 4096: on CPU, smaller chunks can
 be faster, since activation buffers over glibc's mmap threshold (32 MiB at most by default;
 a 4096-batch first activation here is 128 MiB) are freshly mapped and page-faulted on every
 call.
