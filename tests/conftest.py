@@ -181,3 +181,15 @@ def eval_context(model, dataset, artifact_dir, *, domain=None, seed: int = 0):
         artifact_dir=artifact_dir,
         _cache=cache,
     )
+
+
+class Projection:
+    """A stand-in domain network: a fixed random linear map of the pixels to ``dim`` features."""
+
+    def __init__(self, pixels: int, dim: int) -> None:
+        import torch
+
+        self.w = torch.randn(pixels, dim, generator=torch.Generator().manual_seed(1))
+
+    def features(self, x):
+        return x.flatten(1) @ self.w

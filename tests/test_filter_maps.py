@@ -18,7 +18,7 @@ from ganbench.registry import (
     get_architecture,
     list_architectures,
 )
-from tests.conftest import eval_context
+from tests.conftest import Projection, eval_context
 
 DEAD = [0, 3, 5]
 
@@ -33,16 +33,6 @@ def random_domain_net():
     """The domain network's class at random initialisation (the embedding is all that's used)."""
     torch.manual_seed(0)
     return DomainNetwork(digits().spec.channels, heads_for(digits().spec), width=8).eval()
-
-
-class Projection:
-    """A stand-in domain network: a fixed random linear map of the pixels."""
-
-    def __init__(self, pixels: int, dim: int = 12) -> None:
-        self.w = torch.randn(pixels, dim, generator=torch.Generator().manual_seed(1))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1) @ self.w
 
 
 class PlantedDead:
@@ -98,7 +88,9 @@ def test_helpers():
 
 
 def test_planted_dead_filters_are_found_and_pruning_them_is_harmless(tmp_path):
-    scores = FilterMapsExplainer(n=32).evaluate(context(PlantedDead(), tmp_path, Projection(16)))
+    scores = FilterMapsExplainer(n=32).evaluate(
+        context(PlantedDead(), tmp_path, Projection(16, 12))
+    )
     assert set(scores) == {s.name for s in FilterMapsExplainer.scores}
     assert scores["dead_filter_fraction"] == pytest.approx(len(DEAD) / (8 + 6))
     report = json.loads((tmp_path / "filter-maps.json").read_text())

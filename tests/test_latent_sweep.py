@@ -16,7 +16,7 @@ from ganbench.explainers.latent_sweep import (
     top_share,
 )
 from ganbench.registry import create_architecture, create_dataset, get_architecture
-from tests.conftest import eval_context
+from tests.conftest import Projection, eval_context
 
 
 @functools.cache
@@ -31,16 +31,6 @@ def domain_net():
 
     net, _ = train_domain_network(digits(), {"epochs": 2, "width": 8})
     return net.eval()
-
-
-class Projection:
-    """A stand-in domain network: a fixed random linear map of the pixels."""
-
-    def __init__(self, pixels: int, dim: int = 16) -> None:
-        self.w = torch.randn(pixels, dim, generator=torch.Generator().manual_seed(1))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1) @ self.w
 
 
 class OneDimension:
@@ -85,7 +75,7 @@ def test_participation_ratio_and_top_share():
 
 def test_the_only_dimension_that_matters_ranks_first(tmp_path):
     model = OneDimension(latent_dim=12, k=5)
-    scores = LatentSweepExplainer(n=8).evaluate(context(model, tmp_path, Projection(64)))
+    scores = LatentSweepExplainer(n=8).evaluate(context(model, tmp_path, Projection(64, 16)))
     assert set(scores) == {s.name for s in LatentSweepExplainer.scores}
     assert scores["sweep_effective_dims"] == pytest.approx(1)
     assert scores["sweep_effective_fraction"] == pytest.approx(1 / 12)
@@ -102,7 +92,7 @@ def test_the_only_dimension_that_matters_ranks_first(tmp_path):
 def test_a_small_leak_keeps_the_ranking_and_spreads_the_effect(tmp_path):
     model = OneDimension(latent_dim=12, k=7, leak=0.02)
     scores = LatentSweepExplainer(n=8, figure=False).evaluate(
-        context(model, tmp_path, Projection(64))
+        context(model, tmp_path, Projection(64, 16))
     )
     report = json.loads((tmp_path / "latent-sweep.json").read_text())
     assert report["ranking"][0] == 7
@@ -113,7 +103,7 @@ def test_a_small_leak_keeps_the_ranking_and_spreads_the_effect(tmp_path):
 def test_infogan_categorical_coordinates_are_skipped(tmp_path):
     arch = create_architecture("infogan", digits().spec, width=8).eval()
     explainer = LatentSweepExplainer(n=2, steps=3, figure=False)
-    scores = explainer.evaluate(context(arch, tmp_path, Projection(32 * 32)))
+    scores = explainer.evaluate(context(arch, tmp_path, Projection(32 * 32, 16)))
     report = json.loads((tmp_path / "latent-sweep.json").read_text())
     spec = arch.code_spec()
     skipped = list(range(spec.noise_dim, spec.noise_dim + spec.categories))
