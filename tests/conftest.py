@@ -193,3 +193,20 @@ class Projection:
 
     def features(self, x):
         return x.flatten(1) @ self.w
+
+
+def brief_dcgan(steps: int, *, width: int = 8, latent_dim: int | None = None, batch: int = 32):
+    """A DCGAN on digits after ``steps`` seeded training steps (in train mode)."""
+    import torch
+
+    from ganbench.registry import create_architecture, create_dataset
+
+    digits = create_dataset("digits")
+    torch.manual_seed(0)
+    params = {"width": width} if latent_dim is None else {"width": width, "latent_dim": latent_dim}
+    arch = create_architecture("dcgan", digits.spec, **params)
+    images = digits.split("train").images
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        arch.train_step(images[torch.randint(0, len(images), (batch,), generator=g)])
+    return arch

@@ -21,7 +21,7 @@ from ganbench.explainers.attribution import (
     reused_modules,
 )
 from ganbench.registry import ARCHITECTURES, create_architecture, create_dataset, create_explainer
-from tests.conftest import eval_context
+from tests.conftest import brief_dcgan, eval_context
 
 EXPLAINERS = ("deeplift", "deepliftshap", "integrated_gradients", "smoothgrad", "lime")
 SMALL = {"n": 8, "cascade_layers": 3, "sensitivity_perturbations": 2}
@@ -68,14 +68,8 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def trained_dcgan(digits):
-    torch.manual_seed(0)
-    arch = create_architecture("dcgan", digits.spec, width=8)
-    images = digits.split("train").images
-    g = torch.Generator().manual_seed(0)
-    for _ in range(100):
-        arch.train_step(images[torch.randint(0, len(images), (32,), generator=g)])
-    return arch.eval()
+def trained_dcgan():
+    return brief_dcgan(100).eval()
 
 
 @pytest.mark.parametrize("name", EXPLAINERS)

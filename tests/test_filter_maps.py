@@ -18,7 +18,7 @@ from ganbench.registry import (
     get_architecture,
     list_architectures,
 )
-from tests.conftest import Projection, eval_context
+from tests.conftest import Projection, brief_dcgan, eval_context
 
 DEAD = [0, 3, 5]
 
@@ -108,12 +108,7 @@ def test_planted_dead_filters_are_found_and_pruning_them_is_harmless(tmp_path):
 
 
 def test_forced_dead_filters_of_a_trained_dcgan(tmp_path):
-    torch.manual_seed(0)
-    arch = create_architecture("dcgan", digits().spec, width=8, latent_dim=16)
-    images = digits().split("train").images
-    g = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        arch.train_step(images[torch.randint(0, len(images), (32,), generator=g)])
+    arch = brief_dcgan(30, latent_dim=16)
     killed = [1, 4, 6]
     with torch.no_grad():  # BatchNorm scale and shift 0: the filter's ReLU output is 0
         bn = arch.generator.blocks[2][1]

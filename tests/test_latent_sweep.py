@@ -16,7 +16,7 @@ from ganbench.explainers.latent_sweep import (
     top_share,
 )
 from ganbench.registry import create_architecture, create_dataset, get_architecture
-from tests.conftest import Projection, eval_context
+from tests.conftest import Projection, brief_dcgan, eval_context
 
 
 @functools.cache
@@ -114,12 +114,7 @@ def test_infogan_categorical_coordinates_are_skipped(tmp_path):
 
 
 def test_end_to_end_on_a_briefly_trained_dcgan_with_the_domain_network(tmp_path):
-    torch.manual_seed(0)
-    arch = create_architecture("dcgan", digits().spec, width=8, latent_dim=16)
-    images = digits().split("train").images
-    g = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        arch.train_step(images[torch.randint(0, len(images), (32,), generator=g)])
+    arch = brief_dcgan(30, latent_dim=16)
     arch.eval()
     scores = LatentSweepExplainer(n=16).evaluate(context(arch, tmp_path, domain_net()))
     assert 1 <= scores["sweep_effective_dims"] <= 16
