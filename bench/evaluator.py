@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +67,11 @@ class Evaluator:
 
 FAMILIES = ("quality", "explainability", "intrinsic")
 
+# Feature extractions actually run (cache misses), by feature space: what the one-pass
+# guarantee of :meth:`EvalContext.features` is tested against.
+FEATURE_PASSES: Counter = Counter()
+FEATURE_SPACES = ("pixels", "domain")
+
 
 def evaluator_family(name: str) -> str:
     """Which leaderboard table ``name``'s scores belong to.
@@ -102,6 +110,9 @@ class EvalContext:
     artifact_dir: Path
     quiet: bool = True
     domain_dir: Path | None = None
+    # where features are cached for every evaluation of the same samples (the same model or
+    # reference, seed, domain network and device); None: in memory only
+    feature_dir: Path | None = None
     _cache: dict[tuple, Any] = field(default_factory=dict)
 
     def domain_network(self):
@@ -138,6 +149,65 @@ class EvalContext:
                 images = images[idx]
             self._cache[key] = images.to(self.device)
         return self._cache[key]
+
+    def _images(self, which: str, n: int | None) -> torch.Tensor:
+        if which == "fake":
+            if n is None:
+                raise ValueError("features of generated images need a count n")
+            return self.fakes(n)
+        if which in ("test", "train"):
+            return self.reals(n, which)
+        raise ValueError(f"features: which must be 'fake', 'test' or 'train', got {which!r}")
+
+    @torch.no_grad()
+    def features(
+        self, space: str, which: str, n: int | None = None, batch_size: int = 512
+    ) -> torch.Tensor:
+        """Features of one sample set in one feature space, extracted once and then cached.
+
+        ``which``: ``"fake"`` (``fakes(n)``), ``"test"`` or ``"train"`` (``reals(n, which)``);
+        ``space``: ``"pixels"`` (the flattened images) or ``"domain"`` (the dataset's domain
+        network's embedding). The first evaluator to ask extracts them and stores them in
+        ``feature_dir`` (shared by every evaluation trial of the same samples, so the
+        metrics of one model read one extraction); later ones, in this trial or another,
+        read the file. Cached and fresh features are the same numbers: the samples are a
+        function of the seed, and the key holds everything else they depend on.
+        """
+        if space not in FEATURE_SPACES:
+            raise ValueError(f"features: space must be one of {FEATURE_SPACES}, got {space!r}")
+        key = ("features", space, which, n)
+        if key in self._cache:
+            return self._cache[key]
+        path = None
+        if self.feature_dir is not None:
+            path = self.feature_dir / f"{space}-{which}-{'all' if n is None else n}.pt"
+            if path.is_file():
+                try:
+                    feats = torch.load(path, map_location=self.device, weights_only=True)
+                except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError):  # torn: redo
+                    feats = None
+                if isinstance(feats, torch.Tensor):
+                    self._cache[key] = feats
+                    return feats
+        images = self._images(which, n)
+        if space == "pixels":
+            feats = images.flatten(1)
+        else:
+            net = self.domain_network()
+            feats = torch.cat(
+                [
+                    net.features(images[i : i + batch_size].to(self.device))
+                    for i in range(0, len(images), batch_size)
+                ]
+            )
+        FEATURE_PASSES[space] += 1
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save(feats.detach().cpu(), tmp)
+            os.replace(tmp, path)  # atomic: a parallel trial reads the old or the new file
+        self._cache[key] = feats
+        return feats
 
     @torch.no_grad()
     def fakes(self, n: int, batch_size: int = 256) -> torch.Tensor:

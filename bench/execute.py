@@ -7,6 +7,8 @@ run in the driver's process or in a worker process.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import os
 import platform
@@ -318,6 +320,28 @@ def load_trained(train_config: dict[str, Any], artifact_dir: Path, device: torch
     return dataset, arch.to(device).eval()
 
 
+def feature_cache_dir(
+    config: dict[str, Any],
+    train_artifacts: Path | None,
+    artifact_dir: Path,
+    device: torch.device,
+    domain_artifacts: Path | None,
+) -> Path:
+    """The folder where the evaluations of one set of samples share their features: next to
+    the trial folders, named by what the samples and features depend on (the trained
+    model's trial key or the real-data reference's config, the seed, the domain network's
+    key and the device type)."""
+    source = train_artifacts.name if train_artifacts is not None else config["source"]
+    ident = {
+        "source": source,
+        "seed": config["seed"],
+        "domain": domain_artifacts.name if domain_artifacts is not None else None,
+        "device": device.type,
+    }
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+    return artifact_dir.parent / "_features" / digest
+
+
 def run_evaluate(
     config: dict[str, Any],
     train_config: dict[str, Any] | None,
@@ -345,6 +369,9 @@ def run_evaluate(
         artifact_dir=artifact_dir,
         quiet=not progress,
         domain_dir=domain_artifacts,
+        feature_dir=feature_cache_dir(
+            config, train_artifacts, artifact_dir, device, domain_artifacts
+        ),
     )
     reset_peak_memory(device)
     synchronize(device)

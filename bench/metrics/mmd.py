@@ -1,4 +1,13 @@
-"""Maximum mean discrepancy (Gretton et al. 2012): unbiased MMD² on pixels, permutation-tested."""
+"""Maximum mean discrepancy (Gretton et al. 2012): unbiased MMD², permutation-tested.
+
+Two kernels: one Gaussian with the median-heuristic bandwidth σ (the median pairwise
+distance of the pooled sample), and a **multi-bandwidth** kernel, the mean of Gaussians at
+σ x (1/4, 1/2, 1, 2, 4) (as in MMD-GAN-style tests: a single σ can be blind to differences
+at other scales). Two feature spaces: ``mmd`` on raw pixels, ``mmd_domain`` on the dataset's
+domain-network features standardised by the real training features (the same features the
+neighbour metrics read, from the trial set's feature cache). Every p-value reuses one
+pooled kernel matrix for all permutations.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
 from ganbench.scores import Score
 
-from ._stats import paired_samples
+from ._stats import paired_features
 
 # Bound on (permutations per chunk) x (pooled size): 2**22 float64 entries, 32 MiB a buffer.
 PERMUTATION_CHUNK_ELEMENTS = 2**22
@@ -60,13 +69,23 @@ def mmd2_unbiased(kernel: torch.Tensor, n_x: int) -> float:
     return float(permuted_mmd2(kernel, n_x, identity)[0])
 
 
+MULTI_BANDWIDTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
 def mmd_permutation_test(
-    x: torch.Tensor, y: torch.Tensor, *, permutations: int, seed: int
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    permutations: int,
+    seed: int,
+    bandwidth_multipliers: tuple[float, ...] = (1.0,),
 ) -> dict[str, float]:
     """Unbiased MMD² between ``x`` and ``y`` (flattened), its permutation p-value and bandwidth.
 
-    The pooled kernel matrix is built once, in float64 on the inputs' device; each permutation
-    only relabels which of its rows count as X.
+    The kernel is the mean of Gaussians at the median-heuristic bandwidth times each of
+    ``bandwidth_multipliers`` (one Gaussian by default). The pooled kernel matrix is built
+    once, in float64 on the inputs' device; each permutation only relabels which of its
+    rows count as X.
     """
     if len(x) < 2 or len(y) < 2:
         raise ValueError(f"MMD needs at least 2 points per sample, got {len(x)} and {len(y)}")
@@ -75,7 +94,8 @@ def mmd_permutation_test(
     bandwidth = median_heuristic(sq)
     if bandwidth == 0:
         raise ValueError("median pairwise distance is zero: most pooled points are identical")
-    kernel = gaussian_kernel_matrix(sq, bandwidth)
+    kernel = sum(gaussian_kernel_matrix(sq, m * bandwidth) for m in bandwidth_multipliers)
+    kernel = kernel / len(bandwidth_multipliers)
     observed = mmd2_unbiased(kernel, len(x))
 
     generator = torch.Generator().manual_seed(seed)
@@ -93,38 +113,91 @@ def mmd_permutation_test(
     }
 
 
-@register_metric("mmd")
-class MMD(Evaluator):
-    """Kernel two-sample test between real test images and generated images, on raw pixels."""
-
-    version = "1"
-    defaults = {"n": 500, "permutations": 500}
-    scores = (
+def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
+    return (
         Score(
-            "mmd2",
+            f"{name}2",
             "lower",
-            "unbiased squared maximum mean discrepancy between real and generated pixels, "
+            f"unbiased squared maximum mean discrepancy between real and generated {space}, "
             "Gaussian kernel with median-heuristic bandwidth; 0 = same distribution",
             ideal=0.0,
         ),
         Score(
-            "mmd_p_value",
+            f"{name}_p_value",
             "none",
-            "permutation-test p-value of H0: real and generated pixels share one distribution",
+            f"permutation-test p-value of H0: real and generated {space} share one distribution",
         ),
         Score(
-            "mmd_bandwidth",
-            "none",
-            "Gaussian kernel bandwidth σ: median pairwise distance of the pooled images",
+            f"{name}2_multi",
+            "lower",
+            f"the same MMD² with the mean of Gaussian kernels at 1/4, 1/2, 1, 2 and 4 times the "
+            f"median-heuristic bandwidth (multi-bandwidth), on {space}",
+            ideal=0.0,
             primary=False,
         ),
-        Score("mmd_n", "none", "images per side used", primary=False),
+        Score(
+            f"{name}_multi_p_value",
+            "none",
+            "permutation-test p-value of the multi-bandwidth MMD²",
+            primary=False,
+        ),
+        Score(
+            f"{name}_bandwidth",
+            "none",
+            f"Gaussian kernel bandwidth σ: median pairwise distance of the pooled {what}",
+            primary=False,
+        ),
+        Score(f"{name}_n", "none", f"{what} per side used", primary=False),
     )
 
+
+@register_metric("mmd")
+class MMD(Evaluator):
+    """Kernel two-sample test between real test images and generated images, on raw pixels."""
+
+    version = "2"
+    defaults = {"n": 500, "permutations": 500}
+    space = "pixels"
+    prefix = "mmd"
+    scores = _mmd_scores("mmd", "pixels", "images")
+
+    def samples(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+        return paired_features(ctx, "pixels", self.params["n"])
+
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        """MMD² and its p-value for up to ``n`` real test and ``n`` generated images."""
-        reals, fakes = paired_samples(ctx, self.params["n"])
-        result = mmd_permutation_test(
-            reals, fakes, permutations=self.params["permutations"], seed=ctx.seed
+        """MMD² (one and several bandwidths) and p-values for up to ``n`` real test and as
+        many generated samples."""
+        x, y = self.samples(ctx)
+        p, name = self.params, self.prefix
+        single = mmd_permutation_test(x, y, permutations=p["permutations"], seed=ctx.seed)
+        multi = mmd_permutation_test(
+            x,
+            y,
+            permutations=p["permutations"],
+            seed=ctx.seed,
+            bandwidth_multipliers=MULTI_BANDWIDTHS,
         )
-        return {**result, "mmd_n": float(len(reals))}
+        return {
+            f"{name}2": single["mmd2"],
+            f"{name}_p_value": single["mmd_p_value"],
+            f"{name}2_multi": multi["mmd2"],
+            f"{name}_multi_p_value": multi["mmd_p_value"],
+            f"{name}_bandwidth": single["mmd_bandwidth"],
+            f"{name}_n": float(len(x)),
+        }
+
+
+@register_metric("mmd_domain")
+class DomainMMD(MMD):
+    """The same kernel two-sample tests on standardised domain-network features."""
+
+    version = "1"
+    requires_dataset = frozenset({"domain"})
+    prefix = "mmd_domain"
+    scores = _mmd_scores("mmd_domain", "standardised domain-network features", "samples")
+
+    def samples(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+        from .neighbours import standardised_domain_features
+
+        real, fake, _ = standardised_domain_features(ctx, self.params["n"])
+        return real, fake

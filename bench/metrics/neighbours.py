@@ -32,15 +32,7 @@ from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
 from ganbench.scores import Score
 
-from ._stats import paired_samples
-
-
-@torch.no_grad()
-def domain_features(ctx: EvalContext, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    net = ctx.domain_network()
-    return torch.cat(
-        [net.features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    )
+from ._stats import paired_features
 
 
 def standardiser(reference: torch.Tensor):
@@ -124,6 +116,18 @@ def memorisation_scores(
     }
 
 
+def standardised_domain_features(
+    ctx: EvalContext, n: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Domain features of up to ``n`` real test images, as many generated ones and every
+    training image, standardised by the training features' mean and std; read from the
+    trial set's feature cache (one extraction per sample set, whichever metric asks first)."""
+    real, fake = paired_features(ctx, "domain", n)
+    train = ctx.features("domain", "train")
+    scale = standardiser(train)
+    return scale(real), scale(fake), scale(train)
+
+
 class _FeatureMetric(Evaluator):
     version = "1"
     requires_dataset = frozenset({"domain"})
@@ -131,10 +135,7 @@ class _FeatureMetric(Evaluator):
     def features(self, ctx: EvalContext, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Standardised domain features of up to ``n`` real test and as many generated images,
         and of the training images."""
-        reals, fakes = paired_samples(ctx, n)
-        train = domain_features(ctx, ctx.dataset.split("train").images.to(ctx.device))
-        scale = standardiser(train)
-        return scale(domain_features(ctx, reals)), scale(domain_features(ctx, fakes)), scale(train)
+        return standardised_domain_features(ctx, n)
 
 
 @register_metric("knn_c2st")
