@@ -23,7 +23,9 @@ from tests.conftest import Projection, brief_dcgan, eval_context
 ALPHA = 0.05
 MAX_FALSE_REJECTION_RATE = 0.125  # as in test_metrics_two_sample: nominal 0.05 + Monte Carlo room
 MIN_POWER = 0.9
-N_DOMAIN = 500  # per side: removing one class of ten moves 10% of the mass (power 0.15 at 80, 0.75 at 300)
+N_DOMAIN = (
+    500  # per side: removing one class of ten moves 10% of the mass (power 0.15 at 80, 0.75 at 300)
+)
 
 
 @pytest.fixture(autouse=True)
