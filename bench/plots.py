@@ -1,4 +1,5 @@
-"""Trade-off scatter plots for the leaderboard: quality against cost, quality against explainability."""
+"""Figures: the leaderboard's trade-off scatter plots (quality against cost, quality against
+explainability) and the explainers' latent traversal grids."""
 
 from __future__ import annotations
 
@@ -76,3 +77,34 @@ def tradeoff_plots(
         )
         made.append((f"{dataset}: quality vs. explainability", rel))
     return made
+
+
+def traversal_figure(
+    rows: list,
+    column_titles: list[str],
+    row_labels: list[str],
+    title: str,
+    path,
+) -> None:
+    """A grid of image rows (each a tensor (columns, C, H, W) in [-1, 1]) with a title per
+    column and a label per row: the latent traversal figures of the explainers."""
+    n_rows, n_cols = len(rows), len(column_titles)
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(1.1 * n_cols + 0.9, 1.15 * n_rows + 0.6), squeeze=False
+    )
+    for r, images in enumerate(rows):
+        for c in range(n_cols):
+            img = ((images[c].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
+            grey = img.shape[-1] == 1
+            ax = axes[r, c]
+            ax.imshow(img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_titles[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -116,6 +116,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.evaluator import EvalContext, Evaluator
+from ganbench.plots import traversal_figure
 from ganbench.registry import register_explainer
 from ganbench.scores import Score
 
@@ -804,50 +805,28 @@ class _DirectionsBase(Evaluator):
         top = p["top_k"]
         if not p["figure"] or top <= 0:
             return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         acc = torch.tensor([-1.0 if a is None else a for a in per_direction])
         order = acc.argsort(descending=True, stable=True)[:top].tolist()
         values = torch.linspace(-p["shift_scale"], p["shift_scale"], 7)
         space, a = s["space"], s["learned"].to(ctx.device)
         base = space.sample(1, ctx.rng(S_FIGURE))
-        rows = []
+        rows, row_labels = [], []
         for k in order:
             latents = base + (values.to(ctx.device) * s["scale"])[:, None] * a[:, k]
             rows.append(space.render_batched(latents, len(values)).cpu())
-        n_rows, n_cols = len(rows), len(values)
-        fig, axes = plt.subplots(
-            n_rows, n_cols, figsize=(1.1 * n_cols + 0.9, 1.15 * n_rows + 0.6), squeeze=False
-        )
-        for r, (images, k) in enumerate(zip(rows, order, strict=True)):
-            for c in range(n_cols):
-                img = ((images[c].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
-                grey = img.shape[-1] == 1
-                ax = axes[r, c]
-                ax.imshow(
-                    img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=1
-                )
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(f"eps={float(values[c]):+.0f}", fontsize=7)
-                if c == 0:
-                    text = f"dir {k}\nacc {float(acc[k]):.2f}" if acc[k] >= 0 else f"dir {k}"
-                    if labels and k in labels:
-                        text += f"\n{labels[k]}"
-                    ax.set_ylabel(text, fontsize=7)
+            text = f"dir {k}\nacc {float(acc[k]):.2f}" if acc[k] >= 0 else f"dir {k}"
+            if labels and k in labels:
+                text += f"\n{labels[k]}"
+            row_labels.append(text)
         space_name = "W" if self.space_kind == "w" else "z"
-        fig.suptitle(
+        traversal_figure(
+            rows,
+            [f"eps={float(v):+.0f}" for v in values],
+            row_labels,
             f"learned directions in {space_name} (K={s['k']}), most recognisable first "
             f"(acc: per-direction RCA); column: {space_name} + eps * {s['scale']:.2f} * A_k",
-            fontsize=8,
+            ctx.artifact_dir / f"{self.artifact}.png",
         )
-        fig.tight_layout()
-        fig.savefig(ctx.artifact_dir / f"{self.artifact}.png", dpi=100)
-        plt.close(fig)
 
 
 def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:

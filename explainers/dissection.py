@@ -318,19 +318,7 @@ class DissectionExplainer(Evaluator):
     def hidden_layers(self, ctx: EvalContext, z: torch.Tensor) -> dict[str, torch.nn.Module]:
         """The generator layers with 4-D outputs that are not the generated image itself."""
         layers = ctx.model.generator_layers()
-        outputs: dict[str, torch.Tensor] = {}
-        handles = []
-        for name, module in layers.items():
-
-            def record(m, i, o, name=name):
-                outputs.setdefault(name, o)
-
-            handles.append(module.register_forward_hook(record))
-        try:
-            x = self._generate(ctx, z)
-        finally:
-            for h in handles:
-                h.remove()
+        x, outputs = self._run_with_record(ctx, z, layers)
         keep = {}
         for name, module in layers.items():
             out = outputs.get(name)
@@ -349,8 +337,8 @@ class DissectionExplainer(Evaluator):
         handles = []
         for name, module in modules.items():
 
-            def record(m, i, o, name=name):
-                outs[name] = o.detach()
+            def record(m, i, o, name=name):  # the first call's output, detached
+                outs.setdefault(name, o.detach() if isinstance(o, torch.Tensor) else o)
 
             handles.append(module.register_forward_hook(record))
         try:

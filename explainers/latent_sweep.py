@@ -53,6 +53,7 @@ import json
 import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
+from ganbench.plots import traversal_figure
 from ganbench.registry import register_explainer
 from ganbench.scores import Score
 
@@ -254,33 +255,10 @@ class LatentSweepExplainer(Evaluator):
         effect: dict[int, float],
         values: list[float],
     ) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        n_rows, n_cols = len(rows), len(values)
-        fig, axes = plt.subplots(
-            n_rows, n_cols, figsize=(1.1 * n_cols + 0.6, 1.2 * n_rows + 0.5), squeeze=False
-        )
-        for r, (images, d) in enumerate(zip(rows, top, strict=True)):
-            for c in range(n_cols):
-                img = ((images[c].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
-                grey = img.shape[-1] == 1
-                ax = axes[r, c]
-                ax.imshow(
-                    img[..., 0] if grey else img, cmap="gray" if grey else None, vmin=0, vmax=1
-                )
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(f"z={values[c]:+.1f}", fontsize=7)
-                if c == 0:
-                    ax.set_ylabel(f"dim {d}\ne={effect[d]:.3g}", fontsize=7)
-        fig.suptitle(
+        traversal_figure(
+            rows,
+            [f"z={v:+.1f}" for v in values],
+            [f"dim {d}\ne={effect[d]:.3g}" for d in top],
             "latent traversal of the top dimensions (e: domain-feature change per unit step)",
-            fontsize=8,
+            ctx.artifact_dir / "latent-sweep.png",
         )
-        fig.tight_layout()
-        fig.savefig(ctx.artifact_dir / "latent-sweep.png", dpi=100)
-        plt.close(fig)

@@ -65,6 +65,19 @@ def _flush_denormals():
     prepare_cpu()
 
 
+@pytest.fixture
+def one_thread():
+    """Run on one CPU thread: small problems gain nothing from more, and on a busy 2-core
+    machine spinning OpenMP threads slows them down 25-50 fold. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def domain_cache(tmp_path_factory):
     """One folder of domain networks for the whole session (each takes ~30 s to train)."""

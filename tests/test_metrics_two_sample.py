@@ -37,14 +37,7 @@ def digits_train() -> torch.Tensor:
     return create_dataset("digits").split("train").images
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one CPU thread: these small problems gain nothing from more, and on a busy 2-core
-    machine spinning OpenMP threads slow them down 25-50 fold."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def disjoint_halves(images: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 from ganbench.datasets.segmenters import ShapesSegmenter
@@ -20,12 +19,7 @@ N = 2000
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pil_reference(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
