@@ -1,0 +1,178 @@
+"""Inception FID from a local weights file only: n/a without one, one-line errors for a bad
+one, and torch-fidelity's numbers from a randomly initialised Inception-v3 saved the way
+torch-fidelity's own weights file is (its ``state_dict()``, ``torch.save``d)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from torch import nn
+
+from ganbench.errors import ConfigError, NotApplicable
+from ganbench.metrics.inception import InceptionFID
+from ganbench.registry import create_dataset, create_metric
+from tests.conftest import eval_context
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return create_dataset("digits")
+
+
+@pytest.fixture(autouse=True)
+def no_download(monkeypatch):
+    """Every test here fails if torch-fidelity tries to fetch its weights."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch-fidelity tried to download the Inception weights")
+
+    monkeypatch.setattr(inception, "load_state_dict_from_url", refuse)
+
+
+def random_inception_file(path, seed: int):
+    """torch-fidelity's Inception-v3 network at a seeded random initialisation, saved as its
+    weights file is. The network is built with its loading step stubbed out (nothing is
+    read or fetched); convolutions get He-normal weights, so that the 2048 pool features
+    are of order 0.1 rather than vanishing through 94 layers of PyTorch's default init."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    cls = FeatureExtractorInceptionV3
+    with (
+        mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url"),
+        mock.patch.object(cls, "load_state_dict"),
+    ):
+        net = cls("inception-v3-compat", ["2048"])
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(
+                    torch.randn(module.weight.shape, generator=g) * (2 / fan_in) ** 0.5
+                )
+    torch.save(net.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inception")
+    return [random_inception_file(root / f"inception-{s}.pth", s) for s in (0, 1)]
+
+
+class Samples:
+    """A context whose real and generated images are given (the same tensor: FID ~ 0)."""
+
+    device = torch.device("cpu")
+    seed = 0
+
+    def __init__(self, real, fake, artifact_dir):
+        self.real, self.fake, self.artifact_dir = real, fake, artifact_dir
+
+    def reals(self, n=None, split="test"):
+        return self.real[:n]
+
+    def fakes(self, n):
+        return self.fake[:n]
+
+
+# --- no weights, bad weights ---------------------------------------------------------------------
+def test_without_weights_the_metric_is_not_applicable_and_says_what_to_set(digits, tmp_path):
+    with pytest.raises(NotApplicable) as info:
+        create_metric("fid_inception").evaluate(eval_context(None, digits, tmp_path))
+    reason = str(info.value)
+    assert "\n" not in reason
+    assert "[metric.fid_inception] weights" in reason
+    assert "nothing is downloaded" in reason
+
+
+def test_a_missing_file_is_a_one_line_error_naming_it(digits, tmp_path):
+    missing = tmp_path / "nowhere" / "inception.pth"
+    ctx = eval_context(None, digits, tmp_path)
+    with pytest.raises(ConfigError) as info:
+        create_metric("fid_inception", weights=str(missing)).evaluate(ctx)
+    assert str(missing) in str(info.value) and "\n" not in str(info.value)
+
+
+def _touch(path: str) -> None:
+    Path(path).touch()
+
+
+class Payload:
+    """Unpickled by a plain ``torch.load(weights_only=False)``, it would create a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_touch, (str(self.marker),))
+
+
+@pytest.mark.parametrize("content", ["random bytes", "truncated", "code", "not tensors", "keys"])
+def test_a_corrupt_file_is_a_one_line_error_naming_it(digits, tmp_path, weights, content):
+    bad, marker = tmp_path / "inception.pth", tmp_path / "code-ran"
+    if content == "random bytes":
+        bad.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
+    elif content == "truncated":
+        bad.write_bytes(weights[0].read_bytes()[:100_000])
+    elif content == "code":
+        torch.save({"fc.weight": Payload(marker)}, bad)
+    elif content == "not tensors":
+        torch.save({"fc.weight": [1, 2, 3]}, bad)
+    else:  # tensors, but not the Inception network's
+        torch.save({"fc.weight": torch.zeros(3, 3)}, bad)
+    metric = create_metric("fid_inception", weights=str(bad), n=4, batch_size=4)
+    with pytest.raises(ConfigError) as info:
+        metric.evaluate(eval_context(None, digits, tmp_path))
+    message = str(info.value)
+    assert str(bad) in message and "\n" not in message, message
+    assert not marker.exists()  # the file is read with weights_only=True first
+
+
+def test_bad_parameters_are_config_errors():
+    with pytest.raises(ConfigError, match="feature_layer"):
+        create_metric("fid_inception", feature_layer="1000")
+
+
+# --- numbers from a weights file -----------------------------------------------------------------
+def scores(weights_file, ctx, **params):
+    params = {"weights": str(weights_file), "batch_size": 16, "kid_subsets": 10, **params}
+    out = InceptionFID(**params).evaluate(ctx)
+    assert set(out) == {s.name for s in InceptionFID.scores}
+    assert all(math.isfinite(v) for v in out.values()), out
+    return out
+
+
+def test_fid_from_a_weights_file(weights, digits, tmp_path):
+    """An early Inception layer (64 features: the FID's 64x64 eigenproblem is instant) keeps
+    this fast; the 2048-d pool features are in the slow test below."""
+    test = digits.split("test").images
+    same = Samples(test[:8], test[:8], tmp_path)
+    itself = scores(weights[0], same, n=8, feature_layer="64")
+    real_reference = eval_context(None, digits, tmp_path)  # 8 training vs 8 test images
+    other = scores(weights[0], real_reference, n=8, feature_layer="64")
+    second_file = scores(weights[1], real_reference, n=8, feature_layer="64")
+    assert other["fid_inception_n"] == 8
+    assert abs(itself["fid_inception"]) < 1e-6 * other["fid_inception"]
+    assert other["fid_inception"] > 0
+    # the features come from the file: another random network, other distances
+    assert second_file["fid_inception"] != pytest.approx(other["fid_inception"], rel=1e-3)
+    report = json.loads((tmp_path / "fid_inception.json").read_text())
+    assert report["weights_sha256"] == hashlib.sha256(weights[1].read_bytes()).hexdigest()
+    assert report["weights"] == str(weights[1]) and report["feature_layer"] == "64"
+
+
+@pytest.mark.slow
+def test_fid_in_the_2048_pool_features(weights, digits, tmp_path):
+    test = digits.split("test").images
+    itself = scores(weights[0], Samples(test[:12], test[:12], tmp_path), n=12)
+    other = scores(weights[0], Samples(test[:12], test[12:24], tmp_path), n=12)
+    assert abs(itself["fid_inception"]) < 1e-3 * other["fid_inception"]
+    assert other["fid_inception"] > 0 and other["fid_inception_n"] == 12
