@@ -60,6 +60,13 @@ class Architecture:
         """``n`` latents; drawn on the CPU from ``generator`` so they match across devices."""
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
 
+    def latent_from_normal(self, noise: torch.Tensor) -> torch.Tensor:
+        """Latents distributed as :meth:`sample_latent`'s, made from i.i.d. N(0, 1) ``noise``
+        of shape (n, latent_dim): how a sampler that only draws Gaussian noise (torch-fidelity's
+        generator input) reaches the model's own prior. The identity for a Gaussian prior;
+        an architecture with another prior overrides it (the contract tests compare the two)."""
+        return noise.to(self.device)
+
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1], shape (n, channels, size, size)."""
         return self.generator(z)

@@ -348,6 +348,10 @@ class CocoGAN(Architecture):
         """z ~ U(-1, 1), as in the paper."""
         return (torch.rand(n, self.latent_dim, generator=generator) * 2 - 1).to(self.device)
 
+    def latent_from_normal(self, noise: torch.Tensor) -> torch.Tensor:
+        """U(-1, 1) from N(0, 1) noise by the normal CDF (probability integral transform)."""
+        return torch.special.ndtr(noise.to(self.device)) * 2 - 1
+
     # --- training --------------------------------------------------------------------
     def _fake_macro(self, z: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Macro patches at grid positions ``index`` (n, 2), each from 2x2 micro patches of z."""

@@ -57,6 +57,12 @@ class Raises(DCGAN):
         raise KeyError("no such block")
 
 
+@register_architecture("uniformprior")
+class UniformPrior(DCGAN):
+    def sample_latent(self, n, generator=None):  # U(-1, 1), but no latent_from_normal
+        return torch.rand(n, self.latent_dim, generator=generator) * 2 - 1
+
+
 @register_architecture("badattention")
 class BadAttention(SAGAN):
     def attention_maps(self, z, images=None):
@@ -93,7 +99,7 @@ def test_the_template_passes_check_as_written(tmp_path):
     assert "class MyGan(Architecture)" in path.read_text()
     out = ganbench("check", str(path), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.strip().endswith("8 passed, 0 failed")
+    assert out.stdout.strip().endswith("9 passed, 0 failed")
     again = ganbench("new-architecture", "my-gan", cwd=tmp_path)
     assert (
         again.returncode == 2 and "exists" in again.stderr and len(again.stderr.splitlines()) == 1
@@ -106,7 +112,14 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
     out = ganbench("check", str(path))
     assert out.returncode == 1, out.stdout + out.stderr
     sections = _sections(out.stdout)
-    assert set(sections) == {"wrongshape", "nanloss", "reusedrelu", "raises", "badattention"}
+    assert set(sections) == {
+        "wrongshape",
+        "nanloss",
+        "reusedrelu",
+        "raises",
+        "badattention",
+        "uniformprior",
+    }
     expected = {
         "wrongshape": ("generate", "generate gave shape (5, 1, 16, 16), expected (5, 1, 32, 32)"),
         "nanloss": ("training", "loss 'loss_g' is nan at step 1"),
@@ -115,6 +128,7 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
             "modules called more than once in one forward: act",
         ),
         "badattention": ("capability attention", "attention weights sum to 2"),
+        "uniformprior": ("latent prior", "differ from sample_latent's (KS distance"),
         # an exception is that check's failure, with the plugin's line it came from
         "raises": ("layers", "KeyError: 'no such block' (bad.py:"),
     }
@@ -137,6 +151,7 @@ def test_bad_plugins_fail_the_check_that_names_their_fault(tmp_path):
         "reusedrelu": {"discriminator modules", "captum deeplift"},
         "raises": {"layers"},
         "badattention": {"capability attention"},
+        "uniformprior": {"latent prior"},
     }, failing
     assert out.stdout.strip().splitlines()[-1].endswith("failed")
 

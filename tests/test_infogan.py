@@ -29,6 +29,7 @@ def test_latent_layout_follows_the_paper_and_codes_can_be_fixed():
     assert arch.latent_dim == 74
     free = arch.sample_latent(500, torch.Generator().manual_seed(0))
     noise, cat, cont = arch.split_latent(free)
+    assert noise.abs().max() <= 1 and noise.std() > 0.5  # U(-1, 1), as in the authors' code
     assert free[:, 62:72].sum(1).eq(1).all() and set(cat.tolist()) == set(range(10))
     assert cont.min() >= -1 and cont.max() <= 1 and cont.abs().max() > 0.9
     fixed = arch.sample_latent(
@@ -185,19 +186,19 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
 
 
 def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_path, record_property):
-    """750 steps on digits (half the smoke budget): Q reads the codes back far above chance,
-    and the categorical code already says something about the digit class (permutation test).
+    """750 steps on digits (half the smoke budget) at width 16: Q reads the codes back, and
+    the categorical code already names the digit class far above chance.
 
-    Measured with this seed: code_accuracy 0.159 against a shuffled-code chance level of
-    0.130 (p = 1/201, no shuffle as high), Q accuracy 0.56 on an AMD EPYC; 0.1435 against
-    0.130 on an Intel Xeon (same seed, same code: CPU kernels differ in rounding). The
-    permutation p-value is the test of "above chance"; the digit classes need a longer
-    budget (see the leaderboard and the issue notes for the full-budget numbers)."""
+    Measured with this seed (width 16, uniform noise): code_accuracy 0.36 at 500 steps, 0.76
+    at 750 (this test, chance 0.13), 0.88 at 1,000, 0.91 at 1,500; with Gaussian noise
+    0.14 at 500, 0.17 at 1,000, 0.19 at 1,500. The smoke
+    config's width 32 reaches 0.91 at 500 steps. The bound below leaves room for CPU
+    rounding differences between machines."""
     from ganbench.execute import _batches, seed_everything
 
     seed_everything(0)
     dataset = create_dataset("digits", image_size=32)
-    arch = create_architecture("infogan", dataset.spec, width=32)
+    arch = create_architecture("infogan", dataset.spec, width=16)
     batches = _batches(dataset.split("train").images, 64, torch.Generator().manual_seed(0))
     for _ in range(750):
         arch.train_step(next(batches))
@@ -207,6 +208,6 @@ def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_pat
         record_property(k, v)
         print(f"{k}: {v:.3f}")
     assert scores["code_p_value"] <= 0.01
-    assert scores["code_accuracy"] > scores["code_chance"]
+    assert scores["code_accuracy"] >= 0.5 > 2 * scores["code_chance"]
     assert scores["q_accuracy"] >= 0.3  # chance: 0.1
     assert (tmp_path / "codes-c1.png").is_file() and (tmp_path / "codes-c2.png").is_file()

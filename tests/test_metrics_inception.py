@@ -72,6 +72,7 @@ class Samples:
 
     device = torch.device("cpu")
     seed = 0
+    model = None  # images given, no model to sample
 
     def __init__(self, real, fake, artifact_dir):
         self.real, self.fake, self.artifact_dir = real, fake, artifact_dir
@@ -167,6 +168,23 @@ def test_fid_from_a_weights_file(weights, digits, tmp_path):
     report = json.loads((tmp_path / "fid_inception.json").read_text())
     assert report["weights_sha256"] == hashlib.sha256(weights[1].read_bytes()).hexdigest()
     assert report["weights"] == str(weights[1]) and report["feature_layer"] == "64"
+
+
+def test_a_model_is_sampled_through_torch_fidelitys_generator_wrapper(weights, digits):
+    """torch-fidelity draws N(0, 1) latents from its seed and generates; by hand, the same."""
+    import numpy as np
+
+    from ganbench.conformance import small
+    from ganbench.metrics.inception import inception_metrics
+
+    model = small("cocogan").eval()  # a U(-1, 1) prior, reached through latent_from_normal
+    real = digits.split("test").images[:8]
+    kw = dict(kid_subset_size=4, kid_subsets=5, feature_layer="64", batch_size=4, seed=3)
+    sampled = inception_metrics(model, real, weights[0], **kw)
+    noise = torch.from_numpy(np.random.RandomState(3).randn(8, model.latent_dim)).float()
+    with torch.no_grad():
+        by_hand = model.generate(model.latent_from_normal(noise))
+    assert sampled == pytest.approx(inception_metrics(by_hand, real, weights[0], **kw), rel=1e-4)
 
 
 @pytest.mark.slow

@@ -5,11 +5,18 @@ training split), registered as a torch-fidelity feature extractor, so torch-fide
 own code computes every number and nothing needs downloading. These are domain-feature
 scores: comparable across architectures on one dataset, not with published
 Inception-based FIDs.
+
+The generated side goes in as torch-fidelity's own generative-model input: the model is
+wrapped in ``GenerativeModelModuleWrapper`` with N(0, 1) noise of the latent's width, which
+the architecture's ``latent_from_normal`` maps onto its prior (InfoGAN's one-hot and uniform
+codes, COCO-GAN's U(-1, 1)), so torch-fidelity draws the latents and generates the images
+itself. The real-data reference (no model) compares two disjoint real splits as datasets.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from ganbench.evaluator import EvalContext, Evaluator
@@ -19,14 +26,17 @@ from ganbench.scores import Score
 from ._stats import paired_samples
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] as torch-fidelity's inputs expect them: uint8, quantised as a saved
+    PNG would be."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 class _Uint8Images(Dataset):
-    """Images in [-1, 1] as torch-fidelity's inputs expect them: uint8 tensors (C, H, W),
-    quantised as a saved PNG would be."""
+    """A tensor of images in [-1, 1] as a torch-fidelity dataset of uint8 (C, H, W) tensors."""
 
     def __init__(self, images: torch.Tensor):
-        self.images = (
-            ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        )
+        self.images = to_uint8(images.cpu())
 
     def __len__(self) -> int:
         return len(self.images)
@@ -35,8 +45,46 @@ class _Uint8Images(Dataset):
         return self.images[i]
 
 
+class GeneratorForFidelity(nn.Module):
+    """An architecture as the module torch-fidelity's generator wrapper calls: N(0, 1) noise
+    (n, latent_dim) in, uint8 images out. The architecture is held outside the module tree,
+    so the wrapper's ``eval()``/``cuda()`` leave it where the evaluation put it."""
+
+    def __init__(self, model, transform=None) -> None:
+        super().__init__()
+        self._model = (model,)
+        self._transform = transform  # images in [-1, 1] -> images in [-1, 1] (e.g. grey to RGB)
+
+    @torch.no_grad()
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        model = self._model[0]
+        images = model.generate(model.latent_from_normal(noise))
+        return to_uint8(self._transform(images) if self._transform else images)
+
+
+def fidelity_generator(model, transform=None):
+    """torch-fidelity's ``GenerativeModelModuleWrapper`` around an architecture."""
+    from torch_fidelity import GenerativeModelModuleWrapper
+
+    return GenerativeModelModuleWrapper(
+        GeneratorForFidelity(model, transform), model.latent_dim, "normal", 0, make_eval=False
+    )
+
+
+def fidelity_inputs(generated, n_real: int, transform=None) -> tuple[int, dict]:
+    """(images per side, torch-fidelity's ``input1`` keywords) for a tensor of generated
+    images or an architecture to sample ``n_real`` images from."""
+    if isinstance(generated, torch.Tensor):
+        images = transform(generated) if transform else generated
+        return min(len(generated), n_real), {"input1": _Uint8Images(images)}
+    return n_real, {
+        "input1": fidelity_generator(generated, transform),
+        "input1_model_num_samples": n_real,
+    }
+
+
 def fidelity_metrics(
-    generated: torch.Tensor,
+    generated,
     real: torch.Tensor,
     network,
     *,
@@ -47,15 +95,19 @@ def fidelity_metrics(
     seed: int,
     cuda: bool,
 ) -> dict[str, float]:
-    """torch-fidelity's FID, KID, precision, recall and ISC in the domain network's features."""
+    """torch-fidelity's FID, KID, precision, recall and ISC in the domain network's features.
+
+    ``generated``: a tensor of images in [-1, 1], or an architecture, which torch-fidelity
+    samples ``len(real)`` images from through :func:`fidelity_generator` (latents drawn from
+    its ``rng_seed``)."""
     import torch_fidelity
 
     from ganbench.datasets.domain import register_with_torch_fidelity
 
     name = register_with_torch_fidelity()
-    n = min(len(generated), len(real))
+    n, first = fidelity_inputs(generated, len(real))
     out = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(generated),
+        **first,
         input2=_Uint8Images(real),
         isc=True,
         fid=True,
@@ -136,8 +188,11 @@ class Fidelity(Evaluator):
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        reals, fakes = paired_samples(ctx, self.params["n"])
         p = self.params
+        if ctx.model is None:  # the real-data reference: two disjoint real splits
+            reals, fakes = paired_samples(ctx, p["n"])
+        else:
+            reals, fakes = ctx.reals(p["n"], "test"), ctx.model
         scores = fidelity_metrics(
             fakes,
             reals,

@@ -41,7 +41,7 @@ from ganbench.registry import register_metric
 from ganbench.scores import Score
 
 from ._stats import paired_samples
-from .fidelity import _Uint8Images
+from .fidelity import _Uint8Images, fidelity_inputs
 
 EXTRACTOR = "inception-v3-compat"
 PUBLISHED_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -115,7 +115,7 @@ def _rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def inception_metrics(
-    generated: torch.Tensor,
+    generated,
     real: torch.Tensor,
     weights: Path,
     *,
@@ -126,13 +126,15 @@ def inception_metrics(
     seed: int = 0,
     cuda: bool = False,
 ) -> dict[str, float]:
-    """torch-fidelity's FID and KID in Inception-v3 features, the network read from ``weights``."""
+    """torch-fidelity's FID and KID in Inception-v3 features, the network read from ``weights``.
+
+    ``generated``: images in [-1, 1], or an architecture that torch-fidelity samples from."""
     import torch_fidelity
 
-    n = min(len(generated), len(real))
+    n, first = fidelity_inputs(generated, len(real), _rgb)
     try:
         out = torch_fidelity.calculate_metrics(
-            input1=_Uint8Images(_rgb(generated)),
+            **first,
             input2=_Uint8Images(_rgb(real)),
             fid=True,
             kid=True,
@@ -214,7 +216,10 @@ class InceptionFID(Evaluator):
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         p = self.params
         weights = inception_weights(p["weights"])
-        reals, fakes = paired_samples(ctx, p["n"])
+        if ctx.model is None:  # the real-data reference: two disjoint real splits
+            reals, fakes = paired_samples(ctx, p["n"])
+        else:
+            reals, fakes = ctx.reals(p["n"], "test"), ctx.model
         scores = inception_metrics(
             fakes,
             reals,
