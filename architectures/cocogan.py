@@ -42,6 +42,13 @@ Training (paper Sec. 3, Eq. 1-4; hyperparameters from the authors' CelebA 64x64 
   L_S = E[||c' - A(x')||^2] weighted by alpha = 100 (the code's ``coord_loss_w``; the MSE
   averages over the two coordinates). D minimises -L_W + GP + 100 (L_S(real) + L_S(fake));
   G minimises -E[D(G(z, c), c')] + 100 L_S(fake).
+  The weight 100 suits the paper's aligned faces, where a patch shows its place. Where it
+  does not (digits' blank borders, shapes at random places: the real patches' coordinate
+  MSE stays near 0.2), G's 100 L_S(fake) outweighs the critic and G draws the one
+  position-coded image per place that A reads best, whatever z: measured on digits (width
+  8, 1,500 steps, seed 0), the mean pairwise distance of samples is 9.5 at 100 and 17.9 at
+  1 (real digits 19.0), and only at 1 are they digits. The shipped configs set
+  ``coord_weight = 1``; the default stays the paper's.
 * Adam, betas (0, 0.999), lr 1e-4 for G and 4e-4 for D (TTUR), one D step per G step
   (``G_update_period = D_update_period = 1`` in the code).
 * Spectral normalisation on every convolution and linear layer of G and D, as in the code

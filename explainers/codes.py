@@ -44,7 +44,7 @@ class CodeExplainer(Evaluator):
     """Categorical-code accuracy against the domain classifier, Q's own recovery of the codes,
     and a figure of code traversals (rows: categories, columns: a continuous-code sweep)."""
 
-    version = "1"
+    version = "2"  # 2: the figure draws from the trial's generator, not the global RNG
     requires = frozenset({"codes"})
     requires_dataset = frozenset({"domain"})
     defaults = {
@@ -61,6 +61,7 @@ class CodeExplainer(Evaluator):
             "share of generated images whose categorical code, matched one-to-one to the "
             "domain classifier's classes (Hungarian), names their class",
             ideal=1.0,
+            control="code_chance",
         ),
         Score(
             "code_chance",
@@ -150,7 +151,8 @@ class CodeExplainer(Evaluator):
         low, high = spec.continuous_range
         mid, half = (low + high) / 2, (high - low) / 2 * p["sweep_scale"]
         sweep = torch.linspace(mid - half, mid + half, p["sweep_steps"])
-        base = model.sample_latent(1, generator=ctx.rng(11)).cpu()
+        g = ctx.rng(11)
+        base = model.sample_latent(1, generator=g).cpu()
         noise, _, cont = model.split_latent(base)
         for j in range(max(spec.continuous, 1)):
             rows = []
@@ -158,7 +160,7 @@ class CodeExplainer(Evaluator):
                 values = cont.repeat(len(sweep), 1)
                 if spec.continuous:
                     values[:, j] = sweep
-                z = model.sample_latent(len(sweep), category=value, continuous=values)
+                z = model.sample_latent(len(sweep), generator=g, category=value, continuous=values)
                 z[:, : spec.noise_dim] = noise.to(z.device)
                 rows.append(model.generate(z).clamp(-1, 1).cpu())
             name = f"codes-c{j + 1}.png" if spec.continuous else "codes.png"
