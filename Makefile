@@ -8,7 +8,7 @@ STAMP := $(VENV)/.ganbench-installed
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	@touch $@
 
 ## run the smoke matrix and render leaderboard/ (the leaderboard is rendered even if some trials failed)

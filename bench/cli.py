@@ -83,11 +83,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ganbench.store import Store
 
     cfg, plugins = _matrix_from_args(args)
-    if args.executor == "ray" or (args.executor is None and cfg.executor == "ray"):
-        raise ConfigError("executor 'ray' is not available yet: use --executor local")
+    # --address joins a Ray cluster, so it implies --executor ray
+    executor = args.executor or ("ray" if args.address else cfg.executor)
+    if args.address and executor != "ray":
+        raise ConfigError(
+            f"--address {args.address} joins a Ray cluster: use it with --executor ray"
+        )
+    if executor == "ray":
+        from ganbench.ray_executor import import_ray
+
+        import_ray()  # without Ray: one line saying how to install it, before the store exists
     store = Store(args.store)
     summary = run_matrix(
-        cfg, store, device=args.device, workers=args.workers, quiet=args.quiet, plugins=plugins
+        cfg,
+        store,
+        device=args.device,
+        workers=args.workers,
+        quiet=args.quiet,
+        plugins=plugins,
+        executor=executor,
+        address=args.address,
     )
     print(f"ganbench run {cfg.name}: {summary.line()}; store {args.store}")
     for trial, error in summary.failed:
@@ -246,9 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="narrow the matrix, e.g. --only arch=dcgan --only seed=0 (repeatable)",
     )
     run.add_argument(
-        "--workers", type=int, help="parallel worker processes (default: the config's)"
+        "--workers",
+        type=int,
+        help="parallel worker processes (default: the config's); with --executor ray, "
+        "the most trials in flight at once (default: as many as the cluster holds)",
     )
-    run.add_argument("--executor", choices=["local", "ray"])
+    run.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="local (default): this machine; ray: one Ray task per trial "
+        "(pip install 'ganbench[ray]'; see docs/scaling.md)",
+    )
+    run.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        help="join the Ray cluster at this address (implies --executor ray; default: "
+        "$RAY_ADDRESS, else a local cluster for the run)",
+    )
     run.add_argument(
         "--plugin",
         action="append",

@@ -46,7 +46,25 @@ TOP_LEVEL = {
     "dataset": dict,
     "metric": dict,
     "explainer": dict,
+    "ray": dict,
 }
+# ``[ray]``: the Ray executor's options (they never change a trial's key)
+RAY_KEYS: dict[str, tuple[type, ...]] = {
+    "num_cpus": (int,),
+    "num_cpus_per_trial": (int, float),
+    "gpus_per_trial": (int, float),
+    "max_retries": (int,),
+}
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``[ray]``: how the Ray executor sizes, places and retries trials."""
+
+    num_cpus: int | None = None  # CPUs of a local cluster it starts (default: the machine's)
+    num_cpus_per_trial: float = 1  # Ray CPUs per task; torch uses as many threads
+    gpus_per_trial: float = 1.0  # GPUs per task on cuda; 0.25 packs four small trials per GPU
+    max_retries: int = 1  # reruns of a trial whose worker process died
 
 
 @dataclass
@@ -75,6 +93,7 @@ class MatrixConfig:
     evaluator_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # architectures left out because their plugin failed to import -> why (the run goes on)
     broken: dict[str, str] = field(default_factory=dict)
+    ray: RayOptions = field(default_factory=RayOptions)
 
     @property
     def evaluators(self) -> list[str]:
@@ -243,6 +262,7 @@ def parse_config(
     cfg.workers = data.get("workers", 1)
     if cfg.workers < 1:
         raise ConfigError(f"{source}: key 'workers' must be at least 1, got {cfg.workers}")
+    cfg.ray = _ray_options(source, data.get("ray", {}))
 
     cfg.variants = _variants(source, data.get("architecture", {}))
     listed = data.get("architectures", [])
@@ -298,6 +318,33 @@ def parse_config(
             _param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
         )
     return cfg
+
+
+def _ray_options(source: str, table: dict[str, Any]) -> RayOptions:
+    """``[ray] num_cpus_per_trial = 2``: validated strictly, every mistake naming its key."""
+    where = f"{source}: [ray]"
+    for key, value in table.items():
+        if key not in RAY_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(RAY_KEYS)})")
+        kinds = RAY_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            what = "an integer" if kinds == (int,) else "a number"
+            raise ConfigError(f"{where}: key {key!r} must be {what}, got {value!r}")
+    opts = RayOptions(**table)
+    if opts.num_cpus is not None and opts.num_cpus < 1:
+        raise ConfigError(f"{where}: key 'num_cpus' must be at least 1, got {opts.num_cpus}")
+    if opts.num_cpus_per_trial <= 0:
+        raise ConfigError(
+            f"{where}: key 'num_cpus_per_trial' must be > 0, got {opts.num_cpus_per_trial}"
+        )
+    if not 0 < opts.gpus_per_trial <= 1:
+        raise ConfigError(
+            f"{where}: key 'gpus_per_trial' must be in (0, 1] (a trial uses one GPU; "
+            f"0.25 shares a GPU between four), got {opts.gpus_per_trial}"
+        )
+    if opts.max_retries < 0:
+        raise ConfigError(f"{where}: key 'max_retries' must be >= 0, got {opts.max_retries}")
+    return opts
 
 
 def _variants(source: str, tables: dict) -> dict[str, str]:

@@ -6,10 +6,12 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from ganbench.config import MatrixConfig
+from ganbench.config import EXECUTORS, MatrixConfig
+from ganbench.errors import ConfigError
 from ganbench.execute import resolve_device, run_trial
 from ganbench.store import DONE, Store
 from ganbench.trials import Trial, expand
@@ -135,10 +137,22 @@ def run_matrix(
     quiet: bool = False,
     log: Callable[[str], None] = print,
     plugins: list[str] | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> RunSummary:
-    """Run every trial of ``cfg`` that the store does not hold as finished or n/a."""
+    """Run every trial of ``cfg`` that the store does not hold as finished or n/a.
+
+    ``executor="ray"`` runs each trial as a Ray task, on the cluster at ``address`` or on a
+    local one (started when there is work, stopped at the end); there ``workers``, when given,
+    caps the trials in flight. See :mod:`ganbench.ray_executor`."""
     from tqdm.auto import tqdm
 
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "ray":
+        from ganbench import ray_executor
+
+        ray_executor.import_ray()  # without Ray, fail before touching the store
     start = time.perf_counter()
     dev = resolve_device(cfg.device if device == "auto" else device)
     trials = expand(cfg, dev.type)
@@ -200,37 +214,53 @@ def run_matrix(
         return None
 
     n_workers = workers or cfg.workers
-    for phase in ("domain", "train", "evaluate"):
-        ready = []
-        for trial in (t for t in todo if t.kind == phase):
-            early = blocked(trial)
-            if early is not None:
-                store.mark_running(trial.key)
-                record(trial, early)
+    cluster = ExitStack()  # the Ray session, entered when the first Ray job is ready
+    cluster_up = False
+    with cluster:
+        for phase in ("domain", "train", "evaluate"):
+            ready = []
+            for trial in (t for t in todo if t.kind == phase):
+                early = blocked(trial)
+                if early is not None:
+                    store.mark_running(trial.key)
+                    record(trial, early)
+                else:
+                    ready.append(trial)
+            if executor == "ray" and ready:
+                if not cluster_up:
+                    cluster.enter_context(ray_executor.ray_cluster(address, cfg.ray, quiet))
+                    cluster_up = True
+                jobs = [
+                    (t, _payload(t, store, dev.type, False, train_configs, plugins)) for t in ready
+                ]
+                for trial, result in ray_executor.run_in_ray(
+                    jobs, cfg.ray, lambda t, pid: store.mark_running(t.key, pid), workers
+                ):
+                    record(trial, result)
+            elif n_workers <= 1:
+                for trial in ready:
+                    store.mark_running(trial.key)
+                    bar.set_postfix_str(describe(trial), refresh=True)
+                    record(
+                        trial,
+                        run_trial(
+                            _payload(trial, store, dev.type, progress, train_configs, plugins)
+                        ),
+                    )
             else:
-                ready.append(trial)
-        if n_workers <= 1:
-            for trial in ready:
-                store.mark_running(trial.key)
-                bar.set_postfix_str(describe(trial), refresh=True)
-                record(
-                    trial,
-                    run_trial(_payload(trial, store, dev.type, progress, train_configs, plugins)),
-                )
-        else:
-            threads = max(1, (os.cpu_count() or 1) // n_workers)
-            jobs = [
-                (
-                    t,
-                    _payload(t, store, dev.type, False, train_configs, plugins)
-                    | {"threads": threads, "driver_pid": os.getpid()},
-                )
-                for t in ready
-            ]
-            for trial, result in _run_in_processes(
-                jobs, n_workers, lambda t, pid: store.mark_running(t.key, pid)
-            ):
-                record(trial, result)
+                threads = max(1, (os.cpu_count() or 1) // n_workers)
+                jobs = [
+                    (
+                        t,
+                        _payload(t, store, dev.type, False, train_configs, plugins)
+                        | {"threads": threads, "driver_pid": os.getpid()},
+                    )
+                    for t in ready
+                ]
+                for trial, result in _run_in_processes(
+                    jobs, n_workers, lambda t, pid: store.mark_running(t.key, pid)
+                ):
+                    record(trial, result)
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
