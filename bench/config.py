@@ -24,7 +24,19 @@ from ganbench.registry import (
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("local", "ray")
 REFERENCES = ("untrained", "real")
-TRAIN_DEFAULTS: dict[str, Any] = {"steps": 1000, "batch_size": 64, "log_every": 25, "grid_size": 64}
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 1000,
+    "batch_size": 64,
+    "log_every": 25,
+    "grid_size": 64,
+    # numerics of the training step (part of the train trial's key when not the default):
+    "precision": "fp32",  # "fp32" (TF32 off), "tf32" (CUDA: TF32 matmuls and convolutions),
+    # "bf16" (autocast to bfloat16, CPU or CUDA)
+    "compile": "none",  # torch.compile mode of G and D: "none", "default", "reduce-overhead"
+    # (CUDA graphs on CUDA), "max-autotune"
+}
+PRECISIONS = ("fp32", "tf32", "bf16")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # ``[train.NAME]``: one architecture's own budget, where it needs more (or fewer) steps or seeds
 ARCH_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int, "seeds": list}
 
@@ -297,6 +309,12 @@ def parse_config(
             )
     if cfg.train["steps"] < 0:
         raise ConfigError(f"{source}: [train] key 'steps' must be >= 0, got {cfg.train['steps']}")
+    for key, allowed in (("precision", PRECISIONS), ("compile", COMPILE_MODES)):
+        if cfg.train[key] not in allowed:
+            raise ConfigError(
+                f"{source}: [train] key {key!r} must be one of {', '.join(allowed)}, "
+                f"got {cfg.train[key]!r}"
+            )
 
     arch_tables = {
         name: {k: v for k, v in table.items() if k != "variant_of"}

@@ -18,6 +18,8 @@ import socket
 import subprocess
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver's version, from nvidia-smi (torch does not report it)."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else None
+
+
 _ENV_CACHE: dict[str, Any] = {}
 
 
@@ -112,6 +129,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         env["device"] = torch.cuda.get_device_name(device)
         env["cudnn"] = torch.backends.cudnn.version()
+        env["driver"] = _nvidia_driver()
     else:
         env["device"] = f"CPU ({env['cpu']}, {env['cpu_threads']} threads)"
     return env
@@ -154,6 +172,72 @@ def build(config: dict[str, Any]):
     return dataset, arch
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    """A one-line error for a precision the device cannot run."""
+    if precision not in ("fp32", "tf32", "bf16"):
+        raise GanbenchError(f"precision must be fp32, tf32 or bf16, got {precision!r}")
+    if precision == "tf32" and device.type != "cuda":
+        raise GanbenchError(
+            f"precision 'tf32' needs a CUDA device, not {device.type}: "
+            "set [train] precision to 'fp32' or 'bf16', or run with --device cuda"
+        )
+
+
+@contextmanager
+def numerics(device: torch.device, precision: str = "fp32") -> Iterator[None]:
+    """The training step's numerics, restored afterwards.
+
+    * ``fp32``: TF32 off for matmuls and cuDNN convolutions (cuDNN's own default is on, so
+      an "fp32" number on an Ampere-or-later GPU would otherwise be partly TF32);
+    * ``tf32``: TF32 on for both (CUDA only: a CPU has no TF32);
+    * ``bf16``: the step runs under ``torch.autocast(dtype=torch.bfloat16)`` on the CPU or
+      the GPU (bf16 has fp32's exponent range, so no loss scaling is needed). The
+      architectures' ``train_step`` holds forward and backward together, so the backward
+      runs inside the autocast region too, in the dtypes autocast chose for the forward.
+
+    On CUDA ``cudnn.benchmark`` is on (each convolution's fastest algorithm is picked once,
+    in the warm-up window that the per-step statistics leave out).
+    """
+    check_precision(device, precision)
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    )
+    try:
+        with autocast:
+            yield
+    finally:
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.benchmark,
+        ) = saved
+
+
+def compile_networks(arch, mode: str) -> None:
+    """``torch.compile`` G and D in place (``nn.Module.compile``: state-dict keys unchanged, so
+    checkpoints load into an eager network). ``reduce-overhead`` uses CUDA graphs on CUDA,
+    for the small launch-bound models. Only ``forward`` is compiled: extra entry points such
+    as InfoGAN's ``forward_with_q`` stay eager."""
+    if mode == "none":
+        return
+    if mode not in ("default", "reduce-overhead", "max-autotune"):
+        raise GanbenchError(
+            f"compile must be none, default, reduce-overhead or max-autotune, got {mode!r}"
+        )
+    for net in (arch.generator, arch.discriminator):
+        if getattr(net, "_compiled_call_impl", None) is None:  # once per network
+            net.compile(mode=mode)
+
+
 def _batches(images: torch.Tensor, batch_size: int, rng: torch.Generator):
     """Endless shuffled minibatches (drop last), one permutation per epoch."""
     n = images.shape[0]
@@ -175,8 +259,13 @@ def train_model(
     log_every: int = 25,
     progress: bool = False,
     log_path: Path | None = None,
+    precision: str = "fp32",
+    compile: str = "none",
 ) -> dict[str, float]:
     """The harness loop: seeded batches, windowed timing, NaN detection, progress, loss log.
+
+    ``precision`` and ``compile`` are the ``[train]`` switches (see :func:`numerics` and
+    :func:`compile_networks`); compilation happens in the first (warm-up) window.
 
     Steps are timed in windows of ``log_every`` steps with one device sync per window
     (a per-step sync would slow a launch-bound GPU model); the first window is warm-up
@@ -188,7 +277,9 @@ def train_model(
     images = images.to(device)
     rng = torch.Generator().manual_seed(seed)
     batches = _batches(images, batch_size, rng)
+    check_precision(device, precision)
     arch.to(device).train()
+    compile_networks(arch, compile)
     reset_peak_memory(device)
     window_times: list[float] = []
     rows: list[dict[str, float]] = []
@@ -201,7 +292,8 @@ def train_model(
     window_start, step = start, 0
     pending: list[dict[str, torch.Tensor]] = []
     while step < steps:
-        pending.append(arch.train_step(next(batches)))
+        with numerics(device, precision):
+            pending.append(arch.train_step(next(batches)))
         step += 1
         if step % log_every == 0 or step == steps:
             names = list(pending[0])
@@ -299,6 +391,8 @@ def run_train(
         config["log_every"],
         progress,
         tmp / "losses.csv",
+        precision=config.get("precision", "fp32"),
+        compile=config.get("compile", "none"),
     )
     scores = {k: timings.pop(k) for k in list(timings) if k.startswith("final_")}
     start = time.perf_counter()

@@ -246,7 +246,16 @@ class MatrixView:
         ]
 
     def devices(self) -> list[str]:
-        return sorted({env.get("device", "?") for env in self._own_envs()})
+        """Each device with its software: torch, and on a GPU the driver and CUDA versions."""
+
+        def words(env: dict) -> str:
+            soft = [f"torch {env['torch']}"] if env.get("torch") else []
+            if env.get("device_type") == "cuda":
+                soft += [f"driver {env['driver']}"] if env.get("driver") else []
+                soft += [f"CUDA {env['cuda']}"] if env.get("cuda") else []
+            return f"{env.get('device', '?')}" + (f" ({', '.join(soft)})" if soft else "")
+
+        return sorted({words(env) for env in self._own_envs()})
 
     def commits(self) -> list[str]:
         return sorted({env.get("git_commit") or "unknown" for env in self._own_envs()})
@@ -998,8 +1007,13 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         for arch in cfg.architectures
         if arch in cfg.train_overrides
     )
+    numerics = "".join(
+        f", {cfg.train[k]}{suffix}"
+        for k, default, suffix in (("precision", "fp32", ""), ("compile", "none", " compile"))
+        if cfg.train[k] != default
+    )
     parts += [
-        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{own}; "
+        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{numerics}{own}; "
         f"{n_done} of {len(view.own)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
         f"Code: {', '.join(c[:12] for c in view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",

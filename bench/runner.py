@@ -12,7 +12,7 @@ from typing import Any
 
 from ganbench.config import EXECUTORS, MatrixConfig
 from ganbench.errors import ConfigError
-from ganbench.execute import resolve_device, run_trial
+from ganbench.execute import check_precision, resolve_device, run_trial
 from ganbench.store import DONE, Store
 from ganbench.trials import Trial, expand
 
@@ -155,6 +155,7 @@ def run_matrix(
         ray_executor.import_ray()  # without Ray, fail before touching the store
     start = time.perf_counter()
     dev = resolve_device(cfg.device if device == "auto" else device)
+    check_precision(dev, cfg.train["precision"])  # before the store is touched
     trials = expand(cfg, dev.type)
     summary = RunSummary(total=len(trials))
     train_configs = {t.key: t.config for t in trials if t.kind == "train"}

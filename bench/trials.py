@@ -70,7 +70,7 @@ def train_config(
     """A train trial's config. ``arch`` is a registered name, or an architecture part
     (name, version, code, params) as a stored config holds it, for checking a submission."""
     part = _part(get_architecture(arch), arch_params) if isinstance(arch, str) else arch
-    return {
+    config = {
         "schema": SCHEMA_VERSION,
         "kind": "train",
         "architecture": part,
@@ -81,6 +81,13 @@ def train_config(
         "grid_size": train["grid_size"],
         "device": device_type,
     }
+    # the numerics switches enter the key only when set, so that fp32 eager trials keep the
+    # keys they had before the switches existed
+    if train.get("precision", "fp32") != "fp32":
+        config["precision"] = train["precision"]
+    if train.get("compile", "none") != "none":
+        config["compile"] = train["compile"]
+    return config
 
 
 def evaluate_config(

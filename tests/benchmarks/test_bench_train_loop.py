@@ -2,7 +2,10 @@
 
 Both train the same networks on the same digits for the same number of steps; the
 difference is what the harness adds (seeded batching, windowed timing, NaN checks,
-loss logging). `make bench` prints both in one table (group "train-loop").
+loss logging). `make bench` prints them in one table (group "train-loop"), with the
+harness under the ``[train]`` switches beside them: ``compile = "default"`` (and
+``"reduce-overhead"``, CUDA graphs, on a GPU) and ``precision = "bf16"``; each prints its
+speed-up over the eager fp32 harness. On a GPU the same file runs on CUDA.
 """
 
 from __future__ import annotations
@@ -11,23 +14,25 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.execute import prepare_cpu, train_model
+from ganbench.execute import prepare_cpu, synchronize, train_model
 from ganbench.registry import create_architecture, create_dataset
 
 STEPS = 50
 BATCH = 64
 WIDTH = 32
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+_MEANS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
 def images():
     prepare_cpu()
-    return create_dataset("digits").split("train").images
+    return create_dataset("digits").split("train").images.to(DEVICE)
 
 
 def fresh_dcgan():
     torch.manual_seed(0)
-    return create_architecture("dcgan", create_dataset("digits").spec, width=WIDTH)
+    return create_architecture("dcgan", create_dataset("digits").spec, width=WIDTH).to(DEVICE)
 
 
 def bare_loop(arch, images: torch.Tensor, steps: int) -> None:
@@ -35,13 +40,14 @@ def bare_loop(arch, images: torch.Tensor, steps: int) -> None:
     G, D = arch.generator, arch.discriminator
     opt_g, opt_d = arch.opt_g, arch.opt_d
     bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+    ones = torch.ones(BATCH, device=DEVICE)
+    zeros = torch.zeros(BATCH, device=DEVICE)
     step = 0
     while step < steps:
-        order = torch.randperm(images.shape[0])
+        order = torch.randperm(images.shape[0], device=DEVICE)
         for start in range(0, images.shape[0] - BATCH + 1, BATCH):
             real = images[order[start : start + BATCH]]
-            fake = G(torch.randn(BATCH, arch.latent_dim))
+            fake = G(torch.randn(BATCH, arch.latent_dim, device=DEVICE))
             opt_d.zero_grad()
             loss_d = bce(D(real), ones) + bce(D(fake.detach()), zeros)
             loss_d.backward()
@@ -52,20 +58,55 @@ def bare_loop(arch, images: torch.Tensor, steps: int) -> None:
             opt_g.step()
             step += 1
             if step == steps:
+                synchronize(DEVICE)
                 return
 
 
-@pytest.mark.benchmark(group="train-loop")
-def test_bench_ganbench_train_loop(benchmark, images):
+def _harness(benchmark, request, images, **switches) -> None:
     arch = fresh_dcgan()
     benchmark.pedantic(
-        lambda: train_model(arch, images, STEPS, BATCH, 0, torch.device("cpu"), log_every=25),
+        lambda: train_model(arch, images, STEPS, BATCH, 0, DEVICE, log_every=25, **switches),
         rounds=5,
-        warmup_rounds=1,
+        warmup_rounds=1,  # the first round compiles, where compile is on
     )
+    name = request.node.name
+    _MEANS[name] = benchmark.stats.stats.mean
+    eager = _MEANS.get("test_bench_ganbench_train_loop")
+    if switches and eager:
+        speedup = eager / benchmark.stats.stats.mean
+        benchmark.extra_info["speedup_vs_eager_fp32"] = round(speedup, 3)
+        with request.getfixturevalue("capsys").disabled():
+            print(f"\n{name} on {DEVICE.type}: {speedup:.2f}x the eager fp32 harness")
 
 
 @pytest.mark.benchmark(group="train-loop")
-def test_bench_bare_pytorch_loop_reference(benchmark, images):
+def test_bench_ganbench_train_loop(benchmark, request, images):
+    _harness(benchmark, request, images)
+
+
+@pytest.mark.benchmark(group="train-loop")
+def test_bench_bare_pytorch_loop_reference(benchmark, request, images):
     arch = fresh_dcgan()
     benchmark.pedantic(lambda: bare_loop(arch, images, STEPS), rounds=5, warmup_rounds=1)
+    harness = _MEANS.get("test_bench_ganbench_train_loop")
+    if harness:
+        overhead = harness / benchmark.stats.stats.mean - 1
+        benchmark.extra_info["harness_overhead"] = round(overhead, 4)
+        with request.getfixturevalue("capsys").disabled():
+            print(f"\nharness overhead on {DEVICE.type}: {100 * overhead:+.1f}% (mean per run)")
+
+
+@pytest.mark.benchmark(group="train-loop")
+def test_bench_ganbench_train_loop_compiled(benchmark, request, images):
+    _harness(benchmark, request, images, compile="default")
+
+
+@pytest.mark.benchmark(group="train-loop")
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graphs: a GPU only")
+def test_bench_ganbench_train_loop_cuda_graphs(benchmark, request, images):
+    _harness(benchmark, request, images, compile="reduce-overhead")
+
+
+@pytest.mark.benchmark(group="train-loop")
+def test_bench_ganbench_train_loop_bf16(benchmark, request, images):
+    _harness(benchmark, request, images, precision="bf16")
