@@ -258,7 +258,14 @@ class MatrixView:
         return sorted({words(env) for env in self._own_envs()})
 
     def commits(self) -> list[str]:
-        return sorted({env.get("git_commit") or "unknown" for env in self._own_envs()})
+        """Short commits of the records; ``-dirty``: run from a work tree with uncommitted changes."""
+
+        def short(c: str | None) -> str:
+            if not c:
+                return "unknown"
+            return c[:12] + ("-dirty" if c.endswith("-dirty") else "")
+
+        return sorted({short(env.get("git_commit")) for env in self._own_envs()})
 
     def rows(self, dataset: str) -> list[Row]:
         seen: dict[tuple[str, str], Row] = {}
@@ -1015,7 +1022,7 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     parts += [
         f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{numerics}{own}; "
         f"{n_done} of {len(view.own)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
-        f"Code: {', '.join(c[:12] for c in view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
+        f"Code: {', '.join(view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
     ]
     for refused in view.refused:
