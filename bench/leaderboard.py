@@ -527,6 +527,11 @@ def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
     return out if out.rows else None
 
 
+# a CPU train trial whose loop got less than this share of its threads' time (``cpu_share``)
+# ran beside other jobs; its row of the cost table says so
+CONTENDED_SHARE = 0.75
+
+
 def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, float]]:
     """Train cost per architecture, and each one's median seconds per step by name."""
     out = Table(
@@ -553,9 +558,19 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
         timings = [rec["timings"] for rec in trains]
         budget = trains[0]["config"]["budget"]
         devices = sorted({(rec.get("env") or {}).get("device", "?") for rec in trains})
+        shares = [t["cpu_share"] for t in timings if "cpu_share" in t]
+        contended = [x for x in shares if x < CONTENDED_SHARE]
+        device_cell = Cell("; ".join(devices))
+        if contended:  # another job shared the CPU: these timings are slower than idle ones
+            device_cell = Cell(
+                device_cell.text + " (contended)",
+                title=f"{len(contended)} of {len(timings)} seeds trained while other jobs "
+                f"shared the CPU: the loop had {min(contended):.0%} of its threads' time "
+                f"(below {CONTENDED_SHARE:.0%}), so its timings are slower than an idle machine's",
+            )
         cells = [
             Cell(row.label),
-            Cell("; ".join(devices)),
+            device_cell,
             Cell(
                 f"{budget['steps']} × {budget['batch_size']}",
                 budget["steps"] * budget["batch_size"],

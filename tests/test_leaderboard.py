@@ -160,3 +160,36 @@ def test_page_is_offline_with_every_figure_beside_it(tiny_board):
         assert (tiny_board / rel).is_file(), rel
     assert html.count('<section class="lb-section"') == 2
     assert 'option value="tiny-cpu-shapes"' in html
+
+
+def test_cost_table_marks_timings_taken_on_a_shared_cpu(rendered, tmp_path):
+    """A train record whose loop got under 3/4 of its threads' time is marked contended."""
+    import json
+
+    root, _, _, _ = rendered
+    out = tmp_path / "leaderboard"
+    shutil.copytree(root / "leaderboard", out)
+    bundle_path = out / "runs" / "tiny-cpu.json"
+    bundle = json.loads(bundle_path.read_text())
+    trains = [
+        r
+        for r in bundle["records"]
+        if r["kind"] == "train"
+        and r["labels"]["architecture"] == "dcgan"
+        and r["labels"]["reference"] == "trained"
+    ]
+    for rec in trains:
+        rec["timings"]["cpu_share"] = 0.95
+    trains[0]["timings"]["cpu_share"] = 0.41
+    bundle_path.write_text(json.dumps(bundle))
+    from ganbench.registry import ARCHITECTURES
+    from tests.conftest import registered
+
+    with registered(ARCHITECTURES, "brokengan", BrokenGAN):
+        render(tmp_path / "no-store.sqlite", out, configs=[str(root / "tiny.toml")])
+    text = (out / "README.md").read_text()
+    cost = text[text.index("**Cost**") :]
+    dcgan = next(line for line in cost.splitlines() if line.startswith("| dcgan "))
+    assert "(contended)" in dcgan
+    page = (out / "index.html").read_text()
+    assert "1 of 2 seeds trained while other jobs shared the CPU" in page and "41%" in page

@@ -135,3 +135,26 @@ def test_compiled_networks_train_and_their_checkpoint_loads_eager(tmp_path):
     arch.eval(), eager.eval()
     with torch.no_grad():
         torch.testing.assert_close(arch.generate(z), eager.generate(z), atol=1e-4, rtol=1e-4)
+
+
+def test_cpu_share_falls_when_other_jobs_take_the_cores():
+    """cpu_share is measured, not assumed: busy processes on every core push it down."""
+    import os
+    import subprocess
+    import sys
+
+    dataset = create_dataset("digits")
+    images = dataset.split("train").images
+    torch.manual_seed(0)
+    arch = create_architecture("dcgan", dataset.spec, width=16)
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        shared = train_model(arch, images, 30, 64, 0, torch.device("cpu"), 10)["cpu_share"]
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    assert 0 < shared < 0.75
