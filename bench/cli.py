@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         metavar="KEY=VALUE",
-        help="narrow the matrix, e.g. --only arch=dcgan --only seed=0 (repeatable)",
+        help="narrow the matrix, e.g. --only arch=dcgan,sagan --only seed=0: values of one "
+        "key comma-separated; each repetition narrows further",
     )
     run.add_argument(
         "--workers",
