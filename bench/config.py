@@ -36,6 +36,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # (CUDA graphs on CUDA), "max-autotune"
 }
 PRECISIONS = ("fp32", "tf32", "bf16")
+NUMERICS_KEYS = ("precision", "compile")  # in a train trial's key only when not the default
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # ``[train.NAME]``: one architecture's own budget, where it needs more (or fewer) steps or seeds
 ARCH_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int, "seeds": list}

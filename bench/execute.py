@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ganbench.checkpoint import count_parameters, load_checkpoint, save_checkpoint
+from ganbench.config import COMPILE_MODES, PRECISIONS, TRAIN_DEFAULTS
 from ganbench.errors import GanbenchError, NonFiniteLossError, NotApplicable
 from ganbench.evaluator import EvalContext
 from ganbench.plugins import load_plugin_file
@@ -174,8 +175,8 @@ def build(config: dict[str, Any]):
 
 def check_precision(device: torch.device, precision: str) -> None:
     """A one-line error for a precision the device cannot run."""
-    if precision not in ("fp32", "tf32", "bf16"):
-        raise GanbenchError(f"precision must be fp32, tf32 or bf16, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise GanbenchError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "tf32" and device.type != "cuda":
         raise GanbenchError(
             f"precision 'tf32' needs a CUDA device, not {device.type}: "
@@ -227,12 +228,10 @@ def compile_networks(arch, mode: str) -> None:
     checkpoints load into an eager network). ``reduce-overhead`` uses CUDA graphs on CUDA,
     for the small launch-bound models. Only ``forward`` is compiled: extra entry points such
     as InfoGAN's ``forward_with_q`` stay eager."""
+    if mode not in COMPILE_MODES:
+        raise GanbenchError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if mode == "none":
         return
-    if mode not in ("default", "reduce-overhead", "max-autotune"):
-        raise GanbenchError(
-            f"compile must be none, default, reduce-overhead or max-autotune, got {mode!r}"
-        )
     for net in (arch.generator, arch.discriminator):
         if getattr(net, "_compiled_call_impl", None) is None:  # once per network
             net.compile(mode=mode)
@@ -277,7 +276,6 @@ def train_model(
     images = images.to(device)
     rng = torch.Generator().manual_seed(seed)
     batches = _batches(images, batch_size, rng)
-    check_precision(device, precision)
     arch.to(device).train()
     compile_networks(arch, compile)
     reset_peak_memory(device)
@@ -397,8 +395,8 @@ def run_train(
         config["log_every"],
         progress,
         tmp / "losses.csv",
-        precision=config.get("precision", "fp32"),
-        compile=config.get("compile", "none"),
+        precision=config.get("precision", TRAIN_DEFAULTS["precision"]),
+        compile=config.get("compile", TRAIN_DEFAULTS["compile"]),
     )
     scores = {k: timings.pop(k) for k in list(timings) if k.startswith("final_")}
     start = time.perf_counter()

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from ganbench.config import MatrixConfig, load_config, shipped_configs
+from ganbench.config import TRAIN_DEFAULTS, MatrixConfig, load_config, shipped_configs
 from ganbench.errors import GanbenchError
 from ganbench.evaluator import evaluator_family
 from ganbench.execute import SAMPLE_GRID
@@ -1031,8 +1031,8 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     )
     numerics = "".join(
         f", {cfg.train[k]}{suffix}"
-        for k, default, suffix in (("precision", "fp32", ""), ("compile", "none", " compile"))
-        if cfg.train[k] != default
+        for k, suffix in (("precision", ""), ("compile", " compile"))
+        if cfg.train[k] != TRAIN_DEFAULTS[k]
     )
     parts += [
         f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{numerics}{own}; "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from ganbench.config import MatrixConfig
+from ganbench.config import NUMERICS_KEYS, TRAIN_DEFAULTS, MatrixConfig
 from ganbench.registry import evaluator_registry, get_architecture, get_dataset
 
 SCHEMA_VERSION = 1  # bump when the harness changes what a trial's numbers mean
@@ -83,10 +83,9 @@ def train_config(
     }
     # the numerics switches enter the key only when set, so that fp32 eager trials keep the
     # keys they had before the switches existed
-    if train.get("precision", "fp32") != "fp32":
-        config["precision"] = train["precision"]
-    if train.get("compile", "none") != "none":
-        config["compile"] = train["compile"]
+    config.update(
+        {k: train[k] for k in NUMERICS_KEYS if train.get(k, TRAIN_DEFAULTS[k]) != TRAIN_DEFAULTS[k]}
+    )
     return config
 
 
