@@ -282,6 +282,8 @@ def parse_config(
     cfg.architectures = _names(
         source, "architectures", [a for a in listed if a not in cfg.variants], ARCHITECTURES
     )
+    if len(set(listed)) != len(listed):  # variants included: each row of the board once
+        raise ConfigError(f"{source}: key 'architectures' lists a name twice: {listed!r}")
     cfg.architectures = list(listed)
     cfg.datasets = _names(source, "datasets", data.get("datasets", []), DATASETS)
     cfg.metrics = _names(source, "metrics", data.get("metrics", []), METRICS)

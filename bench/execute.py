@@ -186,7 +186,9 @@ def check_precision(device: torch.device, precision: str) -> None:
 
 @contextmanager
 def numerics(device: torch.device, precision: str = "fp32") -> Iterator[None]:
-    """The training step's numerics, restored afterwards.
+    """The training step's numerics, restored afterwards. Everything after training (sample
+    grid, generation throughput, every evaluation) runs under ``fp32``, whatever the training
+    precision, so that scores from different GPUs and precisions are computed alike.
 
     * ``fp32``: TF32 off for matmuls and cuDNN convolutions (cuDNN's own default is on, so
       an "fp32" number on an Ampere-or-later GPU would otherwise be partly TF32);
@@ -401,9 +403,10 @@ def run_train(
     scores = {k: timings.pop(k) for k in list(timings) if k.startswith("final_")}
     start = time.perf_counter()
     save_checkpoint(arch, tmp / CHECKPOINT)
-    save_sample_grid(arch, tmp / SAMPLE_GRID, config["grid_size"], config["seed"])
-    timings["save_s"] = time.perf_counter() - start
-    timings["generate_images_per_s"] = generation_throughput(arch, device)
+    with numerics(device, "fp32"):  # whatever the training precision: the grid in plain fp32
+        save_sample_grid(arch, tmp / SAMPLE_GRID, config["grid_size"], config["seed"])
+        timings["save_s"] = time.perf_counter() - start
+        timings["generate_images_per_s"] = generation_throughput(arch, device)
     timings["params_generator"] = float(count_parameters(arch.generator))
     timings["params_discriminator"] = float(count_parameters(arch.discriminator))
     shutil.rmtree(artifact_dir, ignore_errors=True)
@@ -474,7 +477,8 @@ def run_evaluate(
     reset_peak_memory(device)
     synchronize(device)
     start = time.perf_counter()
-    scores = evaluator.evaluate(ctx)
+    with numerics(device, "fp32"):  # TF32 off: cuDNN's default would make fp32 scores partly TF32
+        scores = evaluator.evaluate(ctx)
     synchronize(device)
     elapsed = time.perf_counter() - start
     declared = {s.name for s in evaluator.scores}

@@ -185,6 +185,14 @@ def _fmt_cost(value: float | None, unit: str) -> str:
     return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
+def short_commit(commit: str | None) -> str:
+    """The first 12 hex digits of a commit, keeping its ``-dirty`` mark (uncommitted changes)."""
+    if not commit:
+        return "unknown"
+    sha, dirty, _ = commit.partition("-dirty")
+    return sha[:12] + ("-dirty" if dirty else "")
+
+
 class MatrixView:
     """The trials of one matrix on one device type, with their records, plus the checked
     submissions that claim this matrix and device."""
@@ -259,13 +267,7 @@ class MatrixView:
 
     def commits(self) -> list[str]:
         """Short commits of the records; ``-dirty``: run from a work tree with uncommitted changes."""
-
-        def short(c: str | None) -> str:
-            if not c:
-                return "unknown"
-            return c[:12] + ("-dirty" if c.endswith("-dirty") else "")
-
-        return sorted({short(env.get("git_commit")) for env in self._own_envs()})
+        return sorted({short_commit(env.get("git_commit")) for env in self._own_envs()})
 
     def rows(self, dataset: str) -> list[Row]:
         seen: dict[tuple[str, str], Row] = {}
@@ -922,9 +924,7 @@ def provenance_table(view: MatrixView, dataset: str) -> Table:
                     Cell(
                         "; ".join(sorted({f"{e.get('torch')} · {e.get('python')}" for e in envs}))
                     ),
-                    Cell(
-                        ", ".join(sorted({(e.get("git_commit") or "unknown")[:12] for e in envs}))
-                    ),
+                    Cell(", ".join(sorted({short_commit(e.get("git_commit")) for e in envs}))),
                     Cell(", ".join(sorted({str(e.get("host")) for e in envs}))),
                     Cell(" – ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else "–"),
                     Cell(origin),

@@ -114,6 +114,12 @@ def test_missing_toml_file_is_named(tmp_path):
             '[architecture.tiny-gan]\nvariant_of = "dcgan"\nlambda1 = 0\n',
             r"\[architecture\.tiny-gan\]: unknown key 'lambda1'",
         ),
+        # 20. a variant listed twice (each name is one row of the board)
+        (
+            {'architectures = ["dcgan"]': 'architectures = ["dcgan", "tiny-gan", "tiny-gan"]'},
+            '[architecture.tiny-gan]\nvariant_of = "dcgan"\n',
+            r"key 'architectures' lists a name twice",
+        ),
     ],
 )
 def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace, extra, expected):

@@ -193,3 +193,34 @@ def test_cost_table_marks_timings_taken_on_a_shared_cpu(rendered, tmp_path):
     assert "(contended)" in dcgan
     page = (out / "index.html").read_text()
     assert "1 of 2 seeds trained while other jobs shared the CPU" in page and "41%" in page
+
+
+def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp_path):
+    """A record made with uncommitted changes reads `<sha>-dirty` in the header and provenance."""
+    import json
+
+    from ganbench.leaderboard import short_commit
+
+    assert short_commit("0123456789abcdef0123-dirty") == "0123456789ab-dirty"
+    assert short_commit("0123456789abcdef0123") == "0123456789ab"
+    assert short_commit(None) == "unknown"
+    root, _, _, _ = rendered
+    out = tmp_path / "leaderboard"
+    shutil.copytree(root / "leaderboard", out)
+    bundle_path = out / "runs" / "tiny-cpu.json"
+    bundle = json.loads(bundle_path.read_text())
+    for rec in bundle["records"]:
+        if rec["labels"].get("architecture") == "dcgan" and rec.get("env"):
+            rec["env"]["git_commit"] = "feedfacecafe0123456789-dirty"
+    bundle_path.write_text(json.dumps(bundle))
+    from ganbench.registry import ARCHITECTURES
+    from tests.conftest import registered
+
+    with registered(ARCHITECTURES, "brokengan", BrokenGAN):
+        render(tmp_path / "no-store.sqlite", out, configs=[str(root / "tiny.toml")])
+    text = (out / "README.md").read_text()
+    assert "feedfacecafe-dirty" in text.split("Raw records")[0]  # the header's Code: line
+    page = (out / "index.html").read_text()
+    start = page.index('data-table="provenance"')
+    provenance = page[start : page.index("</table>", start)]
+    assert "feedfacecafe-dirty" in provenance

@@ -158,3 +158,39 @@ def test_cpu_share_falls_when_other_jobs_take_the_cores():
             p.kill()
             p.wait()
     assert 0 < shared < 0.75
+
+
+def test_evaluations_run_with_tf32_off_whatever_the_global_flags(tmp_path):
+    """cuDNN allows TF32 by default; an evaluation's scores must not depend on that."""
+    from ganbench.evaluator import Evaluator
+    from ganbench.execute import run_evaluate
+    from ganbench.registry import METRICS
+    from ganbench.scores import Score
+    from tests.conftest import registered
+
+    seen: list[tuple[bool, bool]] = []
+
+    class FlagProbe(Evaluator):
+        version = "test"
+        defaults: dict = {}
+        scores = (Score("probe", "none", "1 when called"),)
+
+        def evaluate(self, ctx):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return {"probe": float(ctx.reals(4).shape[0] == 4)}
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        with registered(METRICS, "flag_probe", FlagProbe):
+            config = {
+                "seed": 0,
+                "source": {"real": {"dataset": {"name": "digits", "params": {}}}},
+                "evaluator": {"name": "flag_probe", "params": {}},
+            }
+            out = run_evaluate(config, None, None, tmp_path / "t", torch.device("cpu"), False)
+        assert out["scores"] == {"probe": 1.0}
+        assert seen == [(False, False)]
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

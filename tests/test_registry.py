@@ -96,3 +96,22 @@ def test_entry_point_to_a_non_class_is_a_clear_error(tmp_path, monkeypatch):
     reg = Registry("architecture", "ganbench.architectures", "ganbench.architectures")
     with pytest.raises(GanbenchError, match="did not register"):
         reg.get("badgan")
+
+
+def test_every_declared_control_names_a_score_of_the_same_evaluator():
+    """``Score.control`` points the leaderboard at the chance-level column shown beside a score:
+    a name that is not among the evaluator's own scores would leave that column empty."""
+    from ganbench.registry import EXPLAINERS, METRICS
+
+    checked = 0
+    for registry in (METRICS, EXPLAINERS):
+        for name in registry.names():
+            cls = registry.get(name)
+            declared = {s.name for s in cls.scores}
+            assert len(declared) == len(cls.scores), f"{name}: a score is declared twice"
+            for score in cls.scores:
+                if score.control is not None:
+                    assert score.control in declared, f"{name}.{score.name}: {score.control}"
+                    assert score.control != score.name
+                    checked += 1
+    assert checked >= 5  # code_accuracy, the attribution scores, rca, ... declare controls
