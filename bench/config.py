@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -226,14 +227,17 @@ def _expect(source: str, key: str, value: Any, kind: type) -> None:
         raise ConfigError(f"{source}: key {key!r} must be a {kind.__name__}, got {value!r}")
 
 
-def _names(source: str, key: str, value: Any, registry: Registry | None) -> list[str]:
+def _names(
+    source: str, key: str, value: Any, registry: Registry | None, also: Iterable[str] = ()
+) -> list[str]:
+    """A list of distinct names, each registered in ``registry`` or one of ``also``."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{source}: key {key!r} must be a list of names, got {value!r}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{source}: key {key!r} lists a name twice: {value!r}")
     if registry is not None:
         for name in value:
-            if name not in registry:
+            if name not in registry and name not in also:
                 raise ConfigError(f"{source}: {registry.unknown_message(name, f'in key {key!r}')}")
     return list(value)
 
@@ -279,12 +283,7 @@ def parse_config(
 
     cfg.variants = _variants(source, data.get("architecture", {}))
     listed = data.get("architectures", [])
-    cfg.architectures = _names(
-        source, "architectures", [a for a in listed if a not in cfg.variants], ARCHITECTURES
-    )
-    if len(set(listed)) != len(listed):  # variants included: each row of the board once
-        raise ConfigError(f"{source}: key 'architectures' lists a name twice: {listed!r}")
-    cfg.architectures = list(listed)
+    cfg.architectures = _names(source, "architectures", listed, ARCHITECTURES, also=cfg.variants)
     cfg.datasets = _names(source, "datasets", data.get("datasets", []), DATASETS)
     cfg.metrics = _names(source, "metrics", data.get("metrics", []), METRICS)
     cfg.explainers = _names(source, "explainers", data.get("explainers", []), EXPLAINERS)
