@@ -7,9 +7,15 @@ class head: the digit for digits, the shape for shapes). The counts matrix
 InfoGAN paper's MNIST experiment, and the accuracy is the matched share of all images;
 when there are more code values than classes, the unmatched values count as errors. The
 same images with their code values shuffled give the chance level of this procedure.
+
+``codes.json`` holds the counts matrix and, for each code value, its matched class, its most
+frequent class and their shares, and the classes that are no code value's most frequent class:
+where a class is split over two code values or two classes share one, it says which.
 """
 
 from __future__ import annotations
+
+import json
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -32,6 +38,33 @@ def hungarian_accuracy(counts: torch.Tensor) -> tuple[float, dict[int, int]]:
     total = int(counts.sum())
     matched = int(counts.numpy()[rows, cols].sum())
     return matched / max(total, 1), {int(r): int(c) for r, c in zip(rows, cols, strict=True)}
+
+
+def code_report(counts: torch.Tensor, matching: dict[int, int]) -> dict:
+    """Per code value: matched class, most frequent class, their shares; unclaimed classes."""
+    rows = []
+    for value, row in enumerate(counts.tolist()):
+        total = max(sum(row), 1)
+        top = max(range(len(row)), key=row.__getitem__)
+        matched = matching.get(value)
+        rows.append(
+            {
+                "code": value,
+                "matched_class": matched,
+                "matched_share": row[matched] / total if matched is not None else 0.0,
+                "top_class": top,
+                "top_share": row[top] / total,
+            }
+        )
+    tops = {r["top_class"] for r in rows}
+    return {
+        "counts": counts.tolist(),
+        "codes": rows,
+        "classes_never_top": [c for c in range(counts.shape[1]) if c not in tops],
+        "codes_sharing_a_top_class": sorted(
+            [r["code"] for r in rows if sum(q["top_class"] == r["top_class"] for q in rows) > 1]
+        ),
+    }
 
 
 def purity(counts: torch.Tensor) -> float:
@@ -138,6 +171,9 @@ class CodeExplainer(Evaluator):
             "q_continuous_r2": _r2(q_cont, cont) if spec.continuous else 0.0,
             "code_n": float(n),
         }
+        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
+        report = {"class_head": head, **code_report(counts, matching), "scores": out}
+        (ctx.artifact_dir / "codes.json").write_text(json.dumps(report, indent=1))
         if p["figure"]:
             order = sorted(range(k), key=lambda v: matching.get(v, m + v))  # rows in class order
             self.traversal_figures(ctx, order)

@@ -224,8 +224,9 @@ class DissectionExplainer(Evaluator):
             "dissection_agreement",
             "higher",
             "mean IoU (summed over images) of the best layer's labelled units with their best "
-            "concept, a unit being on where it exceeds its 0.995 activation quantile; labelled: "
-            "IoU > 0.05; 0 when no unit is labelled",
+            "concept, a unit being on where it exceeds its activation quantile set by the "
+            "`quantile` parameter (the paper's 0.995 by default; 0.95 in the shipped configs); "
+            "labelled: IoU > 0.05; 0 when no unit is labelled",
             control="dissection_agreement_rolled",
         ),
         Score(
@@ -300,7 +301,7 @@ class DissectionExplainer(Evaluator):
             "ace_insertion",
             "higher",
             "pixel share of a concept gained in a central square when its top-k units are set "
-            "to their 0.995-quantile level there, mean over the best layer's concepts",
+            "to their `quantile` activation level there, mean over the best layer's concepts",
             control="ace_insertion_random",
         ),
         Score(

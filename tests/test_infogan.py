@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -168,6 +169,12 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
     assert scores["code_p_value"] == pytest.approx(1 / 201)  # no shuffle comes close
     assert scores["q_accuracy"] == 1.0 and scores["q_continuous_r2"] == pytest.approx(1.0)
     assert scores["code_n"] == 100
+    report = json.loads((tmp_path / "codes.json").read_text())
+    assert [r["matched_class"] for r in report["codes"]] == perm
+    assert [r["top_class"] for r in report["codes"]] == perm
+    assert min(r["top_share"] for r in report["codes"]) >= 0.9
+    assert report["classes_never_top"] == [] and report["codes_sharing_a_top_class"] == []
+    assert sum(map(sum, report["counts"])) == 1000
 
     collapsed = PlantedCodes(perm, collapse=True)  # pairs of code values share a class
     collapsed.predict_codes = lambda x: (torch.zeros(len(x), 10), torch.zeros(len(x), 2))
@@ -175,6 +182,12 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
         _context(collapsed, digits_domain_net, tmp_path)
     )
     assert 0.45 <= scores["code_accuracy"] <= 0.55 and scores["code_purity"] >= 0.97
+    report = json.loads((tmp_path / "codes.json").read_text())
+    assert [r["top_class"] for r in report["codes"]] == [perm[v - v % 2] for v in range(10)]
+    assert report["classes_never_top"] == sorted(perm[1::2])  # the odd values' own classes
+    assert report["codes_sharing_a_top_class"] == list(range(10))
+    # the Hungarian matching still gives each code value a distinct class
+    assert len({r["matched_class"] for r in report["codes"]}) == 10
 
     null = PlantedCodes(perm, ignore_code=True)  # the code carries no information on the class
     null.predict_codes = collapsed.predict_codes
