@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ganbench.config import apply_overrides, load_config, shipped_configs
@@ -218,3 +220,12 @@ def test_only_with_unknown_values_fails_clearly(tiny_config, only, expected):
     cfg = load_config(str(tiny_config()))
     with pytest.raises(ConfigError, match=expected):
         apply_overrides(cfg, None, [only])
+
+
+def test_infogan_study_config_loads_and_crosses_what_its_page_reports():
+    cfg = load_config(str(Path(__file__).parents[1] / "docs" / "infogan-codes.toml"))
+    assert cfg.name == "infogan-codes" and cfg.datasets == ["digits"]
+    assert (
+        cfg.explainers == ["codes"] and cfg.train["steps"] == load_config("standard").train["steps"]
+    )
+    assert set(cfg.architectures) == {"infogan", "infogan-iic", "infogan-iic-augment"}
