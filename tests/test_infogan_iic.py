@@ -121,3 +121,27 @@ def test_iic_term_makes_q_cluster_a_transformation_invariant_partition():
         guess = arch.eval().discriminator.forward_with_q(x)[1][:, :2].argmax(1)
     accuracy = max((guess == kind).float().mean(), (guess != kind).float().mean())
     assert accuracy > 0.95
+
+
+def test_without_its_terms_it_trains_exactly_as_the_papers_infogan():
+    torch.manual_seed(3)
+    batches = [torch.rand(16, 1, 32, 32) * 2 - 1 for _ in range(3)]
+    models = [
+        iic(seed=0, iic_lambda=0.0, info_augment=False),
+        create_architecture_seeded("infogan", seed=0),
+    ]
+    for model in models:
+        torch.manual_seed(7)  # the latents each step draws
+        for real in batches:
+            out = model.train_step(real)
+        assert "iic_mi" not in out
+    ours, paper = (
+        dict(m.discriminator.state_dict()) | dict(m.generator.state_dict()) for m in models
+    )
+    assert ours.keys() == paper.keys()
+    assert all(torch.equal(ours[name], paper[name]) for name in ours)
+
+
+def create_architecture_seeded(name: str, seed: int):
+    torch.manual_seed(seed)
+    return create_architecture(name, GREY32, width=8)
