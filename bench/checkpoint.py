@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,6 +21,19 @@ def save_tensors(
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata)
     os.replace(tmp, path)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """The sha256 of a set of tensors' names, dtypes, shapes and bytes, in name order.
+
+    Not the file's: safetensors writes its metadata in a random order per process, so two
+    files of bit-identical weights can differ in bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def load_tensors(path: Path, where: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""The ``ganbench`` command: list, run, export, show, show-dataset, leaderboard, check."""
+"""The ``ganbench`` command: list, run, export, show, show-dataset, leaderboard, check,
+train-domain, fingerprint, compare, migrate."""
 
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--address {args.address} joins a Ray cluster: use it with --executor ray"
         )
+    if args.dry_run:
+        return _dry_run(args, cfg)
     if executor == "ray":
         from ganbench.ray_executor import import_ray
 
@@ -103,6 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plugins=plugins,
         executor=executor,
         address=args.address,
+        costs=_costs(store),
     )
     print(f"ganbench run {cfg.name}: {summary.line()}; store {args.store}")
     for trial, error in summary.failed:
@@ -110,6 +114,97 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, why in cfg.broken.items():
         print(f"  failed: architecture {name} (not run): {why}")
     return min(len(summary.failed) + len(cfg.broken), 100)
+
+
+HISTORY = Path("leaderboard") / "runs"  # the committed board's records, for estimates
+
+
+def _costs(store):
+    from ganbench.estimate import history
+
+    return history((r.as_dict() for r in store.records()) if store else (), HISTORY)
+
+
+def _dry_run(args: argparse.Namespace, cfg) -> int:
+    """``run --dry-run``: one line per trial with its status and estimated seconds; no store
+    is created or changed."""
+    import json
+
+    from tabulate import tabulate
+
+    from ganbench.estimate import duration
+    from ganbench.execute import resolve_device
+    from ganbench.runner import dry_run, dry_run_totals
+    from ganbench.store import Store
+
+    device = resolve_device(cfg.device if args.device == "auto" else args.device).type
+    store = Store(args.store) if Path(args.store).exists() else None
+    planned = dry_run(cfg, store, device, _costs(store))
+    totals = dry_run_totals(planned, args.workers or cfg.workers)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "matrix": cfg.name,
+                    "device": device,
+                    "store": args.store,
+                    "totals": totals,
+                    "trials": [p.as_json() for p in planned],
+                },
+                indent=1,
+            )
+        )
+        return 0
+    rows = []
+    for p in planned:
+        lab = p.trial.labels
+        who = lab.get("architecture", "")
+        if lab.get("reference") not in (None, "trained", "real"):
+            who += f" ({lab['reference']})"
+        rows.append(
+            [
+                p.trial.key[:12] + ("*" if p.trial.provisional else ""),
+                p.trial.kind,
+                who,
+                lab.get("dataset"),
+                lab.get("seed"),
+                lab.get("evaluator", ""),
+                p.status,
+                f"{p.seconds:.0f}" if p.status == "to run" else "",
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "key",
+                "kind",
+                "architecture",
+                "dataset",
+                "seed",
+                "evaluator",
+                "status",
+                "est. s",
+            ],
+        )
+    )
+    print()
+    if any(p.trial.provisional for p in planned):
+        print("* provisional key: it names the domain trial until that trial's weights exist")
+    unknown = totals["estimates_without_record"]
+    print(
+        f"ganbench run {cfg.name} --dry-run: {totals['trials']} trials: {totals['done']} done, "
+        f"{totals['to_run']} to run, {totals['n/a']} n/a"
+        + (
+            f", {totals['running_elsewhere']} running elsewhere"
+            if totals["running_elsewhere"]
+            else ""
+        )
+        + f"; estimated {duration(totals['estimated_trial_s'])} of trials, about "
+        f"{duration(totals['estimated_wall_s'])} wall with {totals['workers']} worker(s) on "
+        f"{device}" + (f" ({unknown} estimates without a recorded trial)" if unknown else "")
+    )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -225,6 +320,129 @@ def cmd_show_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_domain(args: argparse.Namespace) -> int:
+    from ganbench.datasets.domain import PINNED_DIR, WEIGHTS, train_pinned
+    from ganbench.registry import get_dataset
+
+    spec_of = get_dataset(args.name)  # an unknown name fails here, with the known ones listed
+    if not spec_of(**_parse_assignments(args.set or [])).spec.has_domain_network:
+        raise GanbenchError(
+            f"dataset {args.name!r} has neither labels nor factors: no domain network"
+        )
+    where, meta = train_pinned(
+        args.name,
+        _parse_assignments(args.set or []),
+        Path(args.out) if args.out else PINNED_DIR,
+        threads=args.threads,
+        progress=True,
+    )
+    held_out = ", ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items())
+    size = (where / WEIGHTS).stat().st_size
+    print(
+        f"ganbench train-domain {args.name}: wrote {where} ({size / 1024:.0f} KiB, sha256 "
+        f"{meta['sha256']}) in {meta['trained']['seconds']:.0f} s; held-out {held_out}"
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ganbench.reproduce import Summary, compare, load_records
+
+    ours, theirs = load_records(Path(args.ours)), load_records(Path(args.theirs))
+    summary = Summary(compare(ours, theirs))
+    if not summary.agreements:
+        raise GanbenchError(f"{args.ours} and {args.theirs} hold no trial key in common")
+    diffs = sorted((d for a in summary.agreements for d in a.compared), key=lambda d: -d.excess)
+    rows = []
+    for d in diffs[: args.limit]:
+        lab = ours[d.key].get("labels") or {}
+        who = f"{lab.get('architecture')} ({lab.get('reference')}) {lab.get('dataset')} s{lab.get('seed')}"
+        rows.append(
+            [
+                d.key[:12],
+                who,
+                f"{d.evaluator} {d.score}",
+                f"{d.ours:.6g}",
+                f"{d.theirs:.6g}",
+                d.tolerance.words(),
+                f"{d.excess:.2f}",
+            ]
+        )
+    print(tabulate(rows, headers=["key", "trial", "score", "ours", "theirs", "tolerance", "x tol"]))
+    for a in summary.differing[: args.limit]:
+        if a.status == "status":
+            print(f"  {a.key[:12]}: {a.note}")
+    print(f"ganbench compare: {summary.line()}")
+    return 0 if not summary.differing else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import json
+
+    from ganbench import migrate
+    from ganbench.config import load_config
+    from ganbench.store import Store
+    from ganbench.submission import BUNDLE_SCHEMA
+
+    path = Path(args.bundle)
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GanbenchError(f"cannot read bundle {path}: {exc}") from None
+    if bundle.get("trial_schema") != 1 or bundle.get("origin") != "maintainers":
+        raise GanbenchError(
+            f"{path} is not a maintainers' bundle of schema-1 trials: nothing to migrate"
+        )
+    cfg = load_config(args.config or bundle["matrix"])
+    done = migrate.plan(bundle["records"], cfg, bundle["device_type"])
+    print(f"ganbench migrate: {done.line()}")
+    if args.dry_run:
+        return 0
+    store = Store(args.store)
+    written = migrate.apply(done, store)
+    kept = [migrate.migrated_record(rec, trial) for rec, trial in done.kept]
+    bundle |= {"schema": BUNDLE_SCHEMA, "trial_schema": migrate.SCHEMA_VERSION, "records": kept}
+    path.write_text(json.dumps(bundle, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(
+        f"ganbench migrate: {written} records written to {args.store}; {path} now holds the "
+        f"{len(kept)} kept records. Next: ganbench run {cfg.name} --store {args.store}, then "
+        f"ganbench leaderboard --store {args.store}"
+    )
+    return 0
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from ganbench import fingerprints as fp
+
+    root = Path(args.dir) if args.dir else fp.DEFAULT_DIR
+    targets = fp.parse_targets(args.targets)
+    if args.record:
+        for family, name in targets:
+            path, summary = fp.on_one_thread(
+                lambda f=family, n=name: fp.record(f, n, root, args.force)
+            )
+            print(f"ganbench fingerprint: wrote {path} ({summary})")
+        return 0
+    verdicts = [fp.on_one_thread(lambda f=f, n=n: fp.check(f, n, root)) for f, n in targets]
+    rows = [
+        [
+            f"{v.family} {v.name}",
+            "pass" if v.ok else "FAIL",
+            f"{v.seconds:.1f}",
+            "" if v.ok else v.message,
+        ]
+        for v in verdicts
+    ]
+    print(tabulate(rows, headers=["component", "result", "s", "what to do"], tablefmt="simple"))
+    failed = sum(not v.ok for v in verdicts)
+    print(f"{len(verdicts) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from ganbench.leaderboard import render_all
 
@@ -292,6 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
         "it (what a submission runs; see SUBMITTING.md)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each trial (key, kind, status, estimated seconds) and the totals; run nothing",
+    )
+    run.add_argument(
+        "--format", choices=["table", "json"], default="table", help="--dry-run output format"
+    )
     run.set_defaults(func=cmd_run)
 
     ex = sub.add_parser(
@@ -345,6 +571,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="a dataset parameter, e.g. --set image_size=64 or --set root=/data/mnist (repeatable)",
     )
     sd.set_defaults(func=cmd_show_dataset)
+
+    td = sub.add_parser(
+        "train-domain",
+        help="train a dataset's domain network once and write it as the pinned, shipped weights",
+    )
+    td.add_argument("name")
+    td.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="a dataset parameter (repeatable)"
+    )
+    td.add_argument("--out", help="folder to write NAME/ into (default: the package's weights/)")
+    td.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: reproducible on one CPU)"
+    )
+    td.set_defaults(func=cmd_train_domain)
+
+    mg = sub.add_parser(
+        "migrate",
+        help="re-key a maintainers' bundle of schema-1 records into a store, keeping what the "
+        "fingerprints vouch for (the rest is left for `ganbench run`)",
+    )
+    mg.add_argument("bundle", metavar="BUNDLE.json")
+    mg.add_argument("--config", help="the matrix (default: the bundle's)")
+    mg.add_argument("--store", default=str(DEFAULT_STORE))
+    mg.add_argument("--dry-run", action="store_true", help="say what would be kept; write nothing")
+    mg.set_defaults(func=cmd_migrate)
+
+    cp = sub.add_parser(
+        "compare",
+        help="compare two stores or bundles score by score, within each score's tolerance",
+    )
+    cp.add_argument("ours", metavar="STORE_OR_BUNDLE")
+    cp.add_argument("theirs", metavar="STORE_OR_BUNDLE")
+    cp.add_argument("--limit", type=int, default=15, help="rows of the table (largest first)")
+    cp.set_defaults(func=cmd_compare)
+
+    fpp = sub.add_parser(
+        "fingerprint",
+        help="check (or --record) the golden fingerprints: each component's numbers on a tiny input",
+    )
+    fpp.add_argument(
+        "targets",
+        nargs="*",
+        metavar="FAMILY:NAME",
+        help="e.g. architecture:dcgan, metric:mmd, or a bare name (default: every component)",
+    )
+    fpp.add_argument("--record", action="store_true", help="write the fingerprints")
+    fpp.add_argument(
+        "--force",
+        action="store_true",
+        help="record numbers that moved under unchanged versions (e.g. after a torch upgrade)",
+    )
+    fpp.add_argument(
+        "--dir", help="fingerprint folder (default: the checkout's tests/fingerprints)"
+    )
+    fpp.set_defaults(func=cmd_fingerprint)
 
     lb = sub.add_parser("leaderboard", help="render leaderboard/ from the store and result bundles")
     lb.add_argument("--store", default=str(DEFAULT_STORE))

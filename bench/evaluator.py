@@ -54,6 +54,13 @@ class Evaluator:
         return None
 
     @classmethod
+    def key_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters as a trial key holds them. Override where a parameter names a local
+        file of weights: the key should name the weights (their sha256), not where they sit
+        on one machine. The evaluator itself still runs with ``params``."""
+        return params
+
+    @classmethod
     def score(cls, name: str) -> Score:
         for s in cls.scores:
             if s.name == name:
@@ -110,6 +117,7 @@ class EvalContext:
     artifact_dir: Path
     quiet: bool = True
     domain_dir: Path | None = None
+    domain_sha256: str | None = None  # the weights the trial's key names (checked on load)
     # where features are cached for every evaluation of the same samples (the same model or
     # reference, seed, domain network and device); None: in memory only
     feature_dir: Path | None = None
@@ -117,7 +125,8 @@ class EvalContext:
 
     def domain_network(self):
         """The dataset's domain network on ``device``, in eval mode (evaluators that read it
-        declare ``"domain"`` in ``requires_dataset``, so the runner trains it first)."""
+        declare ``"domain"`` in ``requires_dataset``: the pinned network, or the one a domain
+        trial trained first)."""
         if "domain" not in self._cache:
             from ganbench.datasets.domain import load_domain_network
 
@@ -125,7 +134,9 @@ class EvalContext:
                 raise GanbenchError(
                     "this evaluation has no domain network: declare 'domain' in requires_dataset"
                 )
-            self._cache["domain"] = load_domain_network(self.domain_dir, self.device)
+            self._cache["domain"] = load_domain_network(
+                self.domain_dir, self.device, self.domain_sha256
+            )
         return self._cache["domain"]
 
     def segmenter(self):

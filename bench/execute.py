@@ -26,10 +26,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from ganbench.checkpoint import count_parameters, load_checkpoint, save_checkpoint
+from ganbench.checkpoint import (
+    count_parameters,
+    load_checkpoint,
+    load_tensors,
+    save_checkpoint,
+    tensors_sha256,
+)
 from ganbench.config import COMPILE_MODES, PRECISIONS, TRAIN_DEFAULTS
 from ganbench.errors import GanbenchError, NonFiniteLossError, NotApplicable
 from ganbench.evaluator import EvalContext
+from ganbench.keys import source_hashes
 from ganbench.plugins import load_plugin_file
 from ganbench.registry import create_architecture, create_dataset, evaluator_registry
 
@@ -409,9 +416,11 @@ def run_train(
         timings["generate_images_per_s"] = generation_throughput(arch, device)
     timings["params_generator"] = float(count_parameters(arch.generator))
     timings["params_discriminator"] = float(count_parameters(arch.discriminator))
+    # the weights' hash: two runs of one key trained bit-identically exactly when these agree
+    weights = tensors_sha256(load_tensors(tmp / CHECKPOINT))
     shutil.rmtree(artifact_dir, ignore_errors=True)
     os.replace(tmp, artifact_dir)
-    return {"scores": scores, "timings": timings}
+    return {"scores": scores, "timings": timings, "outputs": {"weights_sha256": weights}}
 
 
 # --- evaluate trials ----------------------------------------------------------------------
@@ -422,21 +431,17 @@ def load_trained(train_config: dict[str, Any], artifact_dir: Path, device: torch
 
 
 def feature_cache_dir(
-    config: dict[str, Any],
-    train_artifacts: Path | None,
-    artifact_dir: Path,
-    device: torch.device,
-    domain_artifacts: Path | None,
+    config: dict[str, Any], train_artifacts: Path | None, artifact_dir: Path, device: torch.device
 ) -> Path:
     """The folder where the evaluations of one set of samples share their features: next to
     the trial folders, named by what the samples and features depend on (the trained
-    model's trial key or the real-data reference's config, the seed, the domain network's
-    key and the device type)."""
+    model's trial key or the real-data reference's config, the seed, the domain network
+    named by its weights' sha256, and the device type)."""
     source = train_artifacts.name if train_artifacts is not None else config["source"]
     ident = {
         "source": source,
         "seed": config["seed"],
-        "domain": domain_artifacts.name if domain_artifacts is not None else None,
+        "domain": config.get("domain"),
         "device": device.type,
     }
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
@@ -451,8 +456,10 @@ def run_evaluate(
     device: torch.device,
     progress: bool,
     domain_artifacts: Path | None = None,
+    evaluator_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score one trained model (or the real-data reference) with one evaluator."""
+    """Score one trained model (or the real-data reference) with one evaluator, built with
+    ``evaluator_params`` where the key holds other values (Evaluator.key_params)."""
     seed_everything(config["seed"])
     if "train" in config["source"]:
         dataset, model = load_trained(train_config, train_artifacts, device)
@@ -460,7 +467,8 @@ def run_evaluate(
         ds = config["source"]["real"]["dataset"]
         dataset, model = create_dataset(ds["name"], **ds["params"]), None
     ev = config["evaluator"]
-    evaluator = evaluator_registry(ev["name"]).create(ev["name"], **ev["params"])
+    params = ev["params"] if evaluator_params is None else evaluator_params
+    evaluator = evaluator_registry(ev["name"]).create(ev["name"], **params)
     artifact_dir.mkdir(parents=True, exist_ok=True)
     ctx = EvalContext(
         model=model,
@@ -470,9 +478,8 @@ def run_evaluate(
         artifact_dir=artifact_dir,
         quiet=not progress,
         domain_dir=domain_artifacts,
-        feature_dir=feature_cache_dir(
-            config, train_artifacts, artifact_dir, device, domain_artifacts
-        ),
+        domain_sha256=(config.get("domain") or {}).get("weights"),
+        feature_dir=feature_cache_dir(config, train_artifacts, artifact_dir, device),
     )
     reset_peak_memory(device)
     synchronize(device)
@@ -495,6 +502,28 @@ def run_evaluate(
     }
 
 
+def source_provenance(config: dict[str, Any], train_config: dict[str, Any] | None) -> dict:
+    """The source files defining a trial's components, with their hashes: provenance kept in
+    the record (keys hold declared versions, not these)."""
+    from ganbench.datasets.domain import DomainNetwork
+    from ganbench.registry import get_architecture, get_dataset
+
+    classes: list[type] = []
+    for cfg in (config, train_config or {}):
+        if "architecture" in cfg:
+            classes.append(get_architecture(cfg["architecture"]["name"]))
+        if "dataset" in cfg:
+            classes.append(get_dataset(cfg["dataset"]["name"]))
+    if "evaluator" in config:
+        name = config["evaluator"]["name"]
+        classes.append(evaluator_registry(name).get(name))
+    if "real" in config.get("source", {}):
+        classes.append(get_dataset(config["source"]["real"]["dataset"]["name"]))
+    if config.get("kind") == "domain" or "domain" in config:
+        classes.append(DomainNetwork)
+    return source_hashes(classes)
+
+
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one trial described by a plain dict; never raises: failures come back as status 'failed'."""
     # domain networks always train on the CPU, so every device scores with the same one
@@ -504,6 +533,7 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         for plugin in payload.get("plugins", []):
             load_plugin_file(plugin)
+        env["code"] = source_provenance(payload["config"], payload.get("train_config"))
         if payload["kind"] == "domain":
             from ganbench.datasets.domain import run_domain
 
@@ -521,6 +551,7 @@ def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
                 device,
                 payload["progress"],
                 Path(payload["domain_artifacts"]) if payload.get("domain_artifacts") else None,
+                payload.get("evaluator_params"),
             )
         return {"status": "finished", "env": env, **out}
     except NotApplicable as exc:  # found out while evaluating (e.g. a D captum cannot explain)

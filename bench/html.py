@@ -4,9 +4,11 @@ architecture, and where every result came from."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from ganbench import __version__
 
@@ -19,12 +21,22 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["sortkey"] = lambda v: "" if v is None else f"{float(v):.10g}"
+    env.filters["inline"] = inline_markdown
     return env
+
+
+def inline_markdown(text: str) -> Markup:
+    """The markdown sentences the leaderboard shares with README.md, as HTML: escaped, with
+    `code` and **bold** rendered."""
+    html = str(escape(text))
+    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+    html = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html)
+    return Markup(html)
 
 
 def write_page(path: Path, views: list, sections: list, date: str) -> Path:
     """Render the page for ``sections`` (built by ganbench.leaderboard) to ``path``."""
-    from ganbench.leaderboard import legend_rows
+    from ganbench.leaderboard import REPRODUCTION_NOTE, legend_rows
 
     legends = {view.slug: legend_rows(view) for view in views}
     html = (
@@ -36,6 +48,7 @@ def write_page(path: Path, views: list, sections: list, date: str) -> Path:
             date=date,
             version=__version__,
             table_titles=TABLE_TITLES,
+            reproduction_note=REPRODUCTION_NOTE,
         )
     )
     path.write_text(html, encoding="utf-8")

@@ -30,6 +30,7 @@ from ganbench.errors import GanbenchError
 from ganbench.evaluator import evaluator_family
 from ganbench.execute import SAMPLE_GRID
 from ganbench.registry import evaluator_registry
+from ganbench.reproduce import Summary, compare
 from ganbench.scores import Score
 from ganbench.store import Store
 from ganbench.submission import (
@@ -40,9 +41,19 @@ from ganbench.submission import (
     check_submission,
     read_bundle,
 )
-from ganbench.trials import SCHEMA_VERSION, Trial, expand
+from ganbench.trials import SCHEMA_VERSION, Trial, domain_plan, domain_weights_of, expand
 
 DEVICE_TYPES = ("cuda", "cpu")
+# how a submitted architecture's rows are marked
+REPRODUCED, DIFFERS, NOT_REPRODUCED = "✓", "✗", "†"
+REPRODUCTION_NOTE = (
+    "Same key, same numbers: a trial's key names the declared versions of the code and the "
+    "sha256 of the pinned feature networks that produced it, so a key run on another machine "
+    "must give the same numbers, up to each score's declared tolerance. Rows submitted by "
+    f"others are marked {REPRODUCED} reproduced (the maintainers ran the same keys and every "
+    f"compared score agrees within its tolerance), {DIFFERS} differs (hover: the largest "
+    f"difference) or {NOT_REPRODUCED} not yet reproduced."
+)
 
 # Cost figures of train trials, declared once like every score.
 COST_SCORES = (
@@ -78,16 +89,22 @@ class Row:
     architecture: str
     reference: str  # "trained" | "untrained" | "real"
     submitted: str | None = None  # the bundle file of a submitted architecture
-    reproduced: bool = False  # the maintainers' store holds the same trial keys
+    # a submission's reproduction: "✓" reproduced, "✗" differs, "†" not yet reproduced
+    mark: str = ""
+    mark_title: str = ""  # what hovering the mark tells (the largest difference)
 
     @property
     def label(self) -> str:
         if self.reference == "real":
             return "real data (reference)"
-        mark = " †" if self.submitted and not self.reproduced else ""
+        mark = f" {self.mark}" if self.submitted and self.mark else ""
         if self.reference == "untrained":
             return f"{self.architecture}{mark} (untrained)"
         return self.architecture + mark
+
+    @property
+    def title(self) -> str:
+        return self.mark_title if self.submitted else ""
 
     @property
     def is_control(self) -> bool:
@@ -206,11 +223,12 @@ class MatrixView:
     ) -> None:
         self.cfg = cfg
         self.device_type = device_type
-        self.own: list[Trial] = expand(cfg, device_type)
+        self.own: list[Trial] = expand(cfg, device_type, domain_weights_of(records))
         self.trials: list[Trial] = list(self.own)
         self.records = {t.key: records[t.key] for t in self.own if t.key in records}
         self.submitted: dict[str, Submission] = {}
-        self.reproduced: set[str] = set()
+        # per submitted architecture: the maintainers' records compared with the submitted ones
+        self.reproduction: dict[str, Summary] = {}
         self.refused: list[str] = []
         for path, bundle in submissions:
             if bundle.get("matrix") != cfg.name or bundle.get("device_type") != device_type:
@@ -228,11 +246,37 @@ class MatrixView:
                 continue
             self.submitted[sub.architecture] = sub
             self.trials.extend(sub.trials)
-            mine = [records.get(t.key) for t in sub.trials]
-            if all(r is not None and r["status"] == sub.records[r["key"]]["status"] for r in mine):
-                self.reproduced.add(sub.architecture)  # the maintainers ran the same keys
+            keys = [t.key for t in sub.trials]
+            self.reproduction[sub.architecture] = Summary(compare(records, sub.records, keys))
             for t in sub.trials:
                 self.records[t.key] = records.get(t.key) or sub.records[t.key]
+
+    def mark(self, architecture: str) -> tuple[str, str]:
+        """A submitted architecture's mark and its hover text: ✓ the maintainers' runs of the
+        same keys agree within every compared score's tolerance, ✗ they differ, † they have
+        not run every key yet."""
+        summary = self.reproduction.get(architecture)
+        if summary is None:
+            return "", ""
+        if summary.differing:
+            bad = max(summary.differing, key=lambda a: a.worst.excess if a.worst else 0)
+            detail = bad.worst.words() if bad.worst else bad.note
+            return DIFFERS, (
+                f"differs from the maintainers' run in {len(summary.differing)} of "
+                f"{len(summary.agreements)} trials; largest: {detail}"
+            )
+        if summary.missing:
+            return NOT_REPRODUCED, (
+                f"not yet reproduced: the maintainers' runs lack {len(summary.missing)} of "
+                f"{len(summary.agreements)} trials"
+            )
+        worst = summary.worst
+        detail = f"; largest difference: {worst.words()}" if worst else ""
+        compared = sum(len(a.compared) for a in summary.agreements)
+        return REPRODUCED, (
+            f"reproduced: the maintainers ran the same {len(summary.agreements)} trial keys and "
+            f"all {compared} compared scores agree within their tolerances{detail}"
+        )
 
     @property
     def empty(self) -> bool:
@@ -278,12 +322,7 @@ class MatrixView:
                 sub = self.submitted.get(arch)
                 seen.setdefault(
                     (arch, lab["reference"]),
-                    Row(
-                        arch,
-                        lab["reference"],
-                        sub.path.name if sub else None,
-                        arch in self.reproduced,
-                    ),
+                    Row(arch, lab["reference"], sub.path.name if sub else None, *self.mark(arch)),
                 )
         order = {"trained": 0, "untrained": 1, "real": 2}
         return sorted(seen.values(), key=lambda r: (order[r.reference], r.architecture))
@@ -425,7 +464,7 @@ def score_table(
             TableRow(
                 row.label,
                 row.is_control,
-                [Cell(row.label), Cell(str(seeds), seeds), *cells[i], rate],
+                [Cell(row.label, title=row.title), Cell(str(seeds), seeds), *cells[i], rate],
             )
         )
     by_name = {rows[i].label: r for i, r in rates.items()}
@@ -470,7 +509,7 @@ def winners_table(view: MatrixView, dataset: str) -> Table | None:
     for row in view.rows(dataset):
         if row.reference == "real":
             continue
-        cells, any_value = [Cell(row.label)], False
+        cells, any_value = [Cell(row.label, title=row.title)], False
         for score in scores:
             have = []
             for ev in evaluators:
@@ -509,7 +548,7 @@ def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
     for row in view.rows(dataset):
         if row.reference != "trained":
             continue
-        cells, devices, any_value = [Cell(row.label), Cell("")], set(), False
+        cells, devices, any_value = [Cell(row.label, title=row.title), Cell("")], set(), False
         for ev in evaluators:
             cell = _score_cell(
                 view, dataset, row, ev, evaluator_registry(ev).get(ev).score("s_per_image")
@@ -571,7 +610,7 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
                 f"(below {CONTENDED_SHARE:.0%}), so its timings are slower than an idle machine's",
             )
         cells = [
-            Cell(row.label),
+            Cell(row.label, title=row.title),
             device_cell,
             Cell(
                 f"{budget['steps']} × {budget['batch_size']}",
@@ -728,13 +767,52 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
                             "error": None,
                         }
                     )
+    out.extend(_pinned_domain_rows(view))
     return out
+
+
+def _pinned_domain_rows(view: MatrixView) -> list[dict[str, Any]]:
+    """results.csv rows of the shipped domain networks the view's evaluations read: their
+    held-out scores, keyed by the weights' sha256."""
+    rows = []
+    for dataset in view.cfg.datasets:
+        plan = domain_plan(view.cfg, dataset)
+        if plan.directory is None:
+            continue
+        meta = json.loads((Path(plan.directory) / "domain.json").read_text())
+        for name, value in meta["metrics"].items():
+            rows.append(
+                {
+                    "matrix": view.cfg.name,
+                    "device_type": view.device_type,
+                    "device": "CPU",
+                    "dataset": dataset,
+                    "architecture": "domain network",
+                    "reference": "",
+                    "seed": 0,
+                    "status": "finished",
+                    "trial_key": f"weights sha256 {meta['sha256']}",
+                    "git_commit": None,
+                    "torch": meta["trained"]["torch"],
+                    "origin": "pinned",
+                    "evaluator": "domain",
+                    "score": name,
+                    "value": value,
+                    "direction": "higher",
+                    "unit": "",
+                    "error": None,
+                }
+            )
+    return rows
+
+
+ORIGIN_WORDS = {REPRODUCED: "reproduced", DIFFERS: "differs", NOT_REPRODUCED: "not reproduced"}
 
 
 def _origin(view: MatrixView, architecture: str) -> str:
     if architecture not in view.submitted:
         return "maintainers"
-    return "submitted, " + ("reproduced" if architecture in view.reproduced else "not reproduced")
+    return "submitted, " + ORIGIN_WORDS[view.mark(architecture)[0]]
 
 
 def _domain_rows(view: MatrixView, t: Trial, rec: dict) -> list[dict[str, Any]]:
@@ -767,8 +845,24 @@ def _domain_rows(view: MatrixView, t: Trial, rec: dict) -> list[dict[str, Any]]:
     return rows
 
 
+def _held_out(scores: dict[str, float]) -> str:
+    return ", ".join(
+        f"{k.replace('accuracy_', 'accuracy ').replace('r2_', 'R² ')} {v:.3f}"
+        for k, v in scores.items()
+    )
+
+
 def domain_line(view: MatrixView, dataset: str) -> str | None:
     """One sentence on the dataset's domain network, the feature space of fidelity scores."""
+    plan = domain_plan(view.cfg, dataset)
+    if plan.directory is not None:
+        meta = json.loads((Path(plan.directory) / "domain.json").read_text())
+        return (
+            f"Domain network (a small CNN trained once on the real training split by `ganbench "
+            f"train-domain {dataset}` and shipped with ganbench, weights sha256 "
+            f"`{meta['sha256'][:12]}`; every machine scores in its features): held-out "
+            f"{_held_out(meta['metrics'])}."
+        )
     for t in view.trials:
         if t.kind != "domain" or t.labels["dataset"] != dataset:
             continue
@@ -776,15 +870,12 @@ def domain_line(view: MatrixView, dataset: str) -> str | None:
         if not rec or rec["status"] != "finished":
             why = (rec or {}).get("error") or "not run"
             return f"Domain network: **failed** ({why})."
-        scores = ", ".join(
-            f"{k.replace('accuracy_', 'accuracy ').replace('r2_', 'R² ')} {v:.3f}"
-            for k, v in rec["scores"].items()
-        )
         seconds = (rec.get("timings") or {}).get("train_s", float("nan"))
+        sha = ((rec.get("outputs") or {}).get("weights_sha256") or "")[:12]
         return (
             f"Domain network (a small CNN trained by the suite on the real training split, on CPU "
-            f"in {seconds:.0f} s; its features are the feature space of the fidelity scores): "
-            f"held-out {scores}."
+            f"in {seconds:.0f} s, weights sha256 `{sha}`; its features are the feature space of "
+            f"the fidelity scores): held-out {_held_out(rec['scores'])}."
         )
     return None
 
@@ -908,9 +999,7 @@ def provenance_table(view: MatrixView, dataset: str) -> Table:
         stamps = [r["finished"] for r in recs if r.get("finished")]
         dates = sorted({time.strftime("%Y-%m-%d", time.gmtime(t)) for t in stamps})
         if row.submitted:
-            origin = f"submitted ({row.submitted}), " + (
-                "reproduced by the maintainers" if row.reproduced else "not reproduced"
-            )
+            origin = f"submitted ({row.submitted}), {ORIGIN_WORDS[row.mark]} {row.mark}"
         else:
             origin = "maintainers' run"
         out.rows.append(
@@ -918,7 +1007,7 @@ def provenance_table(view: MatrixView, dataset: str) -> Table:
                 row.label,
                 row.is_control,
                 [
-                    Cell(row.label),
+                    Cell(row.label, title=row.title),
                     Cell(" / ".join(map(str, counts)), counts[0]),
                     Cell("; ".join(sorted({e.get("device", "?") for e in envs})) or "?"),
                     Cell(
@@ -972,12 +1061,7 @@ def build_section(
         out, f"figures/{view.slug}/{dataset}", q_rates, e_rates, per_step, dataset
     )
     submissions = [
-        f"{name}{'' if name in view.reproduced else ' †'}: submitted in `runs/{sub.path.name}`, "
-        + (
-            "reproduced by the maintainers (the same trial keys are in their own runs)."
-            if name in view.reproduced
-            else "not reproduced by the maintainers."
-        )
+        f"{name} {view.mark(name)[0]}: submitted in `runs/{sub.path.name}`; {view.mark(name)[1]}."
         for name, sub in view.submitted.items()
         if any(t.labels["dataset"] == dataset for t in sub.trials)
     ]
@@ -1173,6 +1257,8 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
         "together. [`index.html`](index.html) is the same page with sortable tables, a dataset selector and a "
         "figure gallery (open it from disk, it needs no network). `results.csv` holds every number (one row per "
         "architecture × dataset × seed × score), `runs/` the raw trial records this page was rendered from.",
+        "",
+        REPRODUCTION_NOTE,
         "",
     ]
     tidy = []

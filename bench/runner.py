@@ -12,9 +12,10 @@ from typing import Any
 
 from ganbench.config import EXECUTORS, MatrixConfig
 from ganbench.errors import ConfigError
+from ganbench.estimate import Eta, History, duration, history
 from ganbench.execute import check_precision, resolve_device, run_trial
-from ganbench.store import DONE, Store
-from ganbench.trials import Trial, expand
+from ganbench.store import DONE, Store, TrialRecord, pid_alive
+from ganbench.trials import Trial, domain_weights_of, expand
 
 
 @dataclass
@@ -62,9 +63,85 @@ def _payload(
     if trial.depends_on:
         payload["train_config"] = train_configs[trial.depends_on]
         payload["train_artifacts"] = str(store.artifact_dir(trial.depends_on))
-    if trial.extra.get("domain"):
+    if trial.extra.get("evaluator_params") is not None:
+        payload["evaluator_params"] = trial.extra["evaluator_params"]
+    if trial.extra.get("domain_dir"):  # a pinned network, shipped with the package
+        payload["domain_artifacts"] = trial.extra["domain_dir"]
+    elif trial.extra.get("domain"):  # trained by a domain trial of this store
         payload["domain_artifacts"] = str(store.artifact_dir(trial.extra["domain"]))
     return payload
+
+
+def plan(cfg: MatrixConfig, store: Store, device_type: str) -> list[Trial]:
+    """The matrix's trials, evaluations keyed by the domain weights the store knows of."""
+    return expand(cfg, device_type, domain_weights_of(store.records(kind="domain")))
+
+
+@dataclass
+class Planned:
+    """One line of a dry run."""
+
+    trial: Trial
+    status: str  # "done" | "to run" | "n/a" | "running elsewhere"
+    seconds: float  # estimated wall seconds (0 unless to run)
+    basis: str  # what the estimate rests on
+
+    def as_json(self) -> dict[str, Any]:
+        lab = self.trial.labels
+        return {
+            "key": self.trial.key,
+            "kind": self.trial.kind,
+            "architecture": lab.get("architecture"),
+            "reference": lab.get("reference"),
+            "dataset": lab.get("dataset"),
+            "seed": lab.get("seed"),
+            "evaluator": lab.get("evaluator"),
+            "status": self.status,
+            "estimated_s": round(self.seconds, 1),
+            "estimate_from": self.basis,
+            "provisional_key": self.trial.provisional,
+        }
+
+
+def _status(trial: Trial, record: TrialRecord | None) -> str:
+    if record is not None and record.status == "finished":
+        return "done"
+    if (record is not None and record.status == "n/a") or trial.not_applicable:
+        return "n/a"
+    if record is not None and record.status == "running" and record.pid and pid_alive(record.pid):
+        return "running elsewhere"
+    return "to run"
+
+
+def dry_run(
+    cfg: MatrixConfig, store: Store | None, device_type: str, costs: History
+) -> list[Planned]:
+    """What ``run`` would do, trial by trial, with estimated seconds; touches nothing."""
+    records = {}
+    if store is not None:
+        records = {r.key: r for r in store.records()}
+    domain = domain_weights_of(r for r in records.values() if r.kind == "domain")
+    out = []
+    for trial in expand(cfg, device_type, domain):
+        status = _status(trial, records.get(trial.key))
+        seconds, basis = costs.seconds(trial) if status == "to run" else (0.0, "")
+        out.append(Planned(trial, status, seconds, basis))
+    return out
+
+
+def dry_run_totals(planned: list[Planned], workers: int) -> dict[str, Any]:
+    """Counts by status, the summed trial seconds and the wall time with ``workers`` at once."""
+    counts = {s: sum(p.status == s for p in planned) for s in ("done", "to run", "n/a")}
+    seconds = sum(p.seconds for p in planned)
+    return {
+        "trials": len(planned),
+        **{k.replace(" ", "_"): v for k, v in counts.items()},
+        "running_elsewhere": sum(p.status == "running elsewhere" for p in planned),
+        "estimated_trial_s": round(seconds, 1),
+        "workers": workers,
+        "estimated_wall_s": round(seconds / max(1, workers), 1),
+        "estimates_without_record": sum(p.basis == "no record" for p in planned),
+    }
 
 
 def _die_with_parent(driver_pid: int) -> None:
@@ -139,12 +216,15 @@ def run_matrix(
     plugins: list[str] | None = None,
     executor: str = "local",
     address: str | None = None,
+    costs: History | None = None,
 ) -> RunSummary:
     """Run every trial of ``cfg`` that the store does not hold as finished or n/a.
 
     ``executor="ray"`` runs each trial as a Ray task, on the cluster at ``address`` or on a
     local one (started when there is work, stopped at the end); there ``workers``, when given,
-    caps the trials in flight. See :mod:`ganbench.ray_executor`."""
+    caps the trials in flight. See :mod:`ganbench.ray_executor`. The progress line shows the
+    trials done and left and the time left, estimated from ``costs`` (default: the store's
+    own records), see :mod:`ganbench.estimate`."""
     from tqdm.auto import tqdm
 
     if executor not in EXECUTORS:
@@ -156,29 +236,61 @@ def run_matrix(
     start = time.perf_counter()
     dev = resolve_device(cfg.device if device == "auto" else device)
     check_precision(dev, cfg.train["precision"])  # before the store is touched
-    trials = expand(cfg, dev.type)
+    trials = plan(cfg, store, dev.type)
     summary = RunSummary(total=len(trials))
     train_configs = {t.key: t.config for t in trials if t.kind == "train"}
     # status and error of every prerequisite (domain and train trials), for their dependants
     prereq_status: dict[str, str] = {}
     prereq_errors: dict[str, str] = {}
 
-    todo: list[Trial] = []
-    for trial in trials:
-        store.ensure(trial.key, trial.kind, trial.config, trial.labels)
-        record = store.get(trial.key)
-        if record.status in DONE:
-            summary.skipped += 1
-            if trial.kind != "evaluate":
-                prereq_status[trial.key] = record.status
-        elif store.held_elsewhere(record):
-            log(f"skipping {describe(trial)}: running in process {record.pid}")
-            summary.skipped += 1
-        else:
-            todo.append(trial)
+    def pending(candidates: list[Trial]) -> list[Trial]:
+        """Those of ``candidates`` still to run; rows are added to the store for them (not for
+        provisional keys, which the evaluate phase replaces)."""
+        out = []
+        for trial in candidates:
+            if trial.provisional:
+                out.append(trial)
+                continue
+            store.ensure(trial.key, trial.kind, trial.config, trial.labels)
+            record = store.get(trial.key)
+            if record.status in DONE:
+                summary.skipped += 1
+                if trial.kind != "evaluate":
+                    prereq_status[trial.key] = record.status
+            elif store.held_elsewhere(record):
+                log(f"skipping {describe(trial)}: running in process {record.pid}")
+                summary.skipped += 1
+            else:
+                out.append(trial)
+        return out
 
-    bar = tqdm(total=len(todo), desc=f"matrix {cfg.name}", disable=quiet, unit="trial")
+    todo = pending(trials)
+    costs = costs or history(r.as_dict() for r in store.records())
+    eta = Eta({t.key: costs.seconds(t)[0] for t in todo})
+    started: dict[str, float] = {}
+
+    bar = tqdm(
+        total=len(todo),
+        desc=f"matrix {cfg.name}",
+        disable=quiet,
+        unit="trial",
+        bar_format="{desc}: {n_fmt}/{total_fmt} trials done {bar} {elapsed} elapsed{postfix}",
+    )
     progress = not quiet
+
+    n_workers = workers or cfg.workers
+    # trials at once: the time left shrinks with them (Ray's slots are the cluster's to decide)
+    parallel = max(1, n_workers) if executor == "local" else 1
+
+    def show(now: str = "") -> None:
+        left = bar.total - bar.n
+        text = f"{left} left, about {duration(eta.seconds / parallel)} to go"
+        bar.set_postfix_str(f"{text} · {now}" if now else text, refresh=True)
+
+    def begin(trial: Trial, pid: int | None = None) -> None:
+        store.mark_running(trial.key, pid)
+        started[trial.key] = time.perf_counter()
+        show(describe(trial))
 
     def record(trial: Trial, result: dict) -> None:
         status = result["status"]
@@ -189,6 +301,7 @@ def run_matrix(
             result.get("timings"),
             result.get("env"),
             result.get("error"),
+            result.get("outputs"),
         )
         if trial.kind != "evaluate":
             prereq_status[trial.key] = status
@@ -200,7 +313,12 @@ def run_matrix(
         else:
             summary.failed.append((trial, result.get("error") or "unknown error"))
             bar.write(f"FAILED {describe(trial)}: {result.get('error')}")
+        if trial.key in started:
+            eta.finished(trial.key, time.perf_counter() - started.pop(trial.key))
+        else:
+            eta.skipped(trial.key)
         bar.update(1)
+        show()
 
     def blocked(trial: Trial) -> dict | None:
         if trial.not_applicable:
@@ -214,16 +332,32 @@ def run_matrix(
                 return {"status": "failed", "error": f"its {what} trial {key[:12]} failed: {cause}"}
         return None
 
-    n_workers = workers or cfg.workers
     cluster = ExitStack()  # the Ray session, entered when the first Ray job is ready
     cluster_up = False
     with cluster:
         for phase in ("domain", "train", "evaluate"):
+            if phase == "evaluate" and any(t.provisional for t in todo):
+                # the domain networks now exist: key their evaluations by the weights' sha256
+                waiting = {t.extra["domain"] for t in todo if t.provisional}
+                fresh = [
+                    t
+                    for t in plan(cfg, store, dev.type)
+                    if t.kind == "evaluate" and t.extra.get("domain") in waiting
+                ]
+                for t in todo:
+                    if t.provisional:
+                        eta.skipped(t.key)
+                todo = [t for t in todo if not t.provisional] + pending(fresh)
+                for t in todo:
+                    if t.kind == "evaluate" and t.key not in eta.left:
+                        eta.add(t.key, costs.seconds(t)[0])
+                bar.total = bar.n + sum(t.kind == "evaluate" for t in todo)
+                show()
             ready = []
             for trial in (t for t in todo if t.kind == phase):
                 early = blocked(trial)
                 if early is not None:
-                    store.mark_running(trial.key)
+                    store.mark_running(trial.key)  # stamped, but not timed: no work was done
                     record(trial, early)
                 else:
                     ready.append(trial)
@@ -234,14 +368,11 @@ def run_matrix(
                 jobs = [
                     (t, _payload(t, store, dev.type, False, train_configs, plugins)) for t in ready
                 ]
-                for trial, result in ray_executor.run_in_ray(
-                    jobs, cfg.ray, lambda t, pid: store.mark_running(t.key, pid), workers
-                ):
+                for trial, result in ray_executor.run_in_ray(jobs, cfg.ray, begin, workers):
                     record(trial, result)
             elif n_workers <= 1:
                 for trial in ready:
-                    store.mark_running(trial.key)
-                    bar.set_postfix_str(describe(trial), refresh=True)
+                    begin(trial)
                     record(
                         trial,
                         run_trial(
@@ -258,9 +389,7 @@ def run_matrix(
                     )
                     for t in ready
                 ]
-                for trial, result in _run_in_processes(
-                    jobs, n_workers, lambda t, pid: store.mark_running(t.key, pid)
-                ):
+                for trial, result in _run_in_processes(jobs, n_workers, begin):
                     record(trial, result)
     bar.close()
     summary.seconds = time.perf_counter() - start

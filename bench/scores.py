@@ -1,4 +1,5 @@
-"""Score declarations: every score is declared once, with direction, unit and meaning."""
+"""Score declarations: every score is declared once, with direction, unit, meaning and the
+tolerance within which two runs of one trial key count as the same number."""
 
 from __future__ import annotations
 
@@ -10,12 +11,63 @@ ARROWS = {"higher": "↑", "lower": "↓", "none": ""}
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """Two values agree when ``|a - b| <= abs + rel * max(|a|, |b|)``."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+
+    def bound(self, a: float, b: float) -> float:
+        return self.abs + self.rel * max(abs(a), abs(b))
+
+    def agrees(self, a: float, b: float) -> bool:
+        return abs(a - b) <= self.bound(a, b)
+
+    def excess(self, a: float, b: float) -> float:
+        """``|a - b|`` in units of the allowed difference: <= 1 agrees (inf: none allowed)."""
+        bound = self.bound(a, b)
+        diff = abs(a - b)
+        if bound == 0:
+            return 0.0 if diff == 0 else float("inf")
+        return diff / bound
+
+    def words(self) -> str:
+        parts = ([f"±{self.abs:g}"] if self.abs else []) + (
+            [f"±{self.rel * 100:g}%"] if self.rel else []
+        )
+        return " + ".join(parts) if parts else "exact"
+
+
+# How far two honest runs of one key may differ. Training is not bit-reproducible across
+# thread counts, CPUs or GPUs (float sums run in another order, and a GAN's training
+# amplifies that like a change of seed), so two runs of a trained model's key agree only to
+# run-to-run noise. The values are sized on measured differences (docs/reproduction.md:
+# 1 against 2 threads, a rerun of the untrained controls on another CPU, and seed pairs at the
+# smoke sizes), each at least 1.25 times the largest difference seen:
+# - DEFAULT_TOLERANCE: every score that declares nothing else;
+# - NOISY: scores that move with what training happened to learn (FID/KID, precision/recall,
+#   code accuracy, the directions' accuracies, dissection's shares) or with few images;
+# - VERY_NOISY: scores whose run-to-run spread is near their range at the smoke sizes (the
+#   captum explainers on 8 images, dissection's causal effects, a learned attention gate):
+#   a reproduction says little about them until they are run on more images;
+# - UNIT_COUNT: counts of units or concepts (±3 units, ±80%);
+# - EXACT: counts and chance levels fixed by the parameters. Costs declare None: never compared.
+DEFAULT_TOLERANCE = Tolerance(abs=0.05, rel=0.35)
+NOISY = Tolerance(abs=0.1, rel=0.6)
+VERY_NOISY = Tolerance(abs=0.25, rel=0.8)
+UNIT_COUNT = Tolerance(abs=3.0, rel=0.8)
+EXACT = Tolerance()
+
+
+@dataclass(frozen=True)
 class Score:
     """One named number an evaluator produces.
 
     ``direction`` says which way is better ("none" for descriptive numbers such as a
     p-value or a sample count); ``primary`` scores are the leaderboard's table columns,
-    the others go to results.csv only.
+    the others go to results.csv only. ``tolerance``: how far two runs of one trial key
+    may differ and still count as reproducing each other (None: never compared, as for
+    costs such as seconds and memory).
     """
 
     name: str
@@ -27,6 +79,7 @@ class Score:
     # the name of the score (of the same evaluator) that is this one's chance level, e.g. the
     # same explainer fed random attributions; the leaderboard shows it beside this score
     control: str | None = None
+    tolerance: Tolerance | None = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:
         if self.direction not in ARROWS:
@@ -35,3 +88,7 @@ class Score:
     @property
     def arrow(self) -> str:
         return ARROWS[self.direction]
+
+    @property
+    def compared(self) -> bool:
+        return self.tolerance is not None

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS trials (
     scores    TEXT,
     timings   TEXT,
     env       TEXT,
+    outputs   TEXT,
     error     TEXT,
     host      TEXT,
     pid       INTEGER,
@@ -52,6 +53,7 @@ class TrialRecord:
     scores: dict[str, float] | None
     timings: dict[str, float] | None
     env: dict[str, Any] | None
+    outputs: dict[str, Any] | None  # what a trial wrote besides numbers (a weights sha256)
     error: str | None
     host: str | None
     pid: int | None
@@ -91,6 +93,9 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(trials)")}
+            if "outputs" not in columns:  # a store written before records had outputs
+                self.db.execute("ALTER TABLE trials ADD COLUMN outputs TEXT")
         except sqlite3.DatabaseError as exc:
             raise GanbenchError(
                 f"store {self.path} is not a ganbench SQLite database ({exc}): pass another --store path"
@@ -104,7 +109,7 @@ class Store:
 
     def _row(self, row: sqlite3.Row) -> TrialRecord:
         fields = dict(row)
-        for name in ("config", "labels", "scores", "timings", "env"):
+        for name in ("config", "labels", "scores", "timings", "env", "outputs"):
             fields[name] = _loads(fields[name])
         return TrialRecord(**fields)
 
@@ -112,9 +117,15 @@ class Store:
         row = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,)).fetchone()
         return self._row(row) if row else None
 
-    def records(self, keys: list[str] | None = None) -> list[TrialRecord]:
+    def records(self, keys: list[str] | None = None, kind: str | None = None) -> list[TrialRecord]:
+        """Rows by key (all when None), optionally of one kind only."""
         if keys is None:
-            rows = self.db.execute("SELECT * FROM trials ORDER BY created").fetchall()
+            if kind is None:
+                rows = self.db.execute("SELECT * FROM trials ORDER BY created").fetchall()
+            else:
+                rows = self.db.execute(
+                    "SELECT * FROM trials WHERE kind = ? ORDER BY created", (kind,)
+                ).fetchall()
             return [self._row(r) for r in rows]
         out = []
         for i in range(0, len(keys), 500):
@@ -122,7 +133,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(f"SELECT * FROM trials WHERE key IN ({marks})", chunk).fetchall()
             out.extend(self._row(r) for r in rows)
-        return out
+        return [r for r in out if kind is None or r.kind == kind]
 
     def held_elsewhere(self, record: TrialRecord) -> bool:
         """True when another live process on this host is running this trial now."""
@@ -148,6 +159,32 @@ class Store:
             ),
         )
 
+    def put(self, rec: dict[str, Any]) -> None:
+        """Write a whole record (a migrated or imported one), replacing any row of its key."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO trials (key, kind, status, config, labels, scores, timings, "
+            "env, outputs, error, host, pid, attempts, created, started, finished) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                rec["key"],
+                rec["kind"],
+                rec["status"],
+                json.dumps(rec["config"], sort_keys=True),
+                json.dumps(rec.get("labels") or {}),
+                _dumps(rec.get("scores")),
+                _dumps(rec.get("timings")),
+                _dumps(rec.get("env")),
+                _dumps(rec.get("outputs")),
+                rec.get("error"),
+                rec.get("host") or (rec.get("env") or {}).get("host"),
+                None,  # no live process holds it
+                rec.get("attempts") or 1,
+                rec.get("created") or rec.get("started") or time.time(),
+                rec.get("started"),
+                rec.get("finished"),
+            ),
+        )
+
     def mark_running(self, key: str, pid: int | None = None) -> None:
         self.db.execute(
             "UPDATE trials SET status='running', host=?, pid=?, started=?, attempts=attempts+1, error=NULL "
@@ -163,12 +200,23 @@ class Store:
         timings: dict | None = None,
         env: dict | None = None,
         error: str | None = None,
+        outputs: dict | None = None,
     ) -> None:
         if status not in ("finished", "failed", "n/a"):
             raise ValueError(f"cannot complete a trial with status {status!r}")
         self.db.execute(
-            "UPDATE trials SET status=?, scores=?, timings=?, env=?, error=?, finished=? WHERE key=?",
-            (status, _dumps(scores), _dumps(timings), _dumps(env), error, time.time(), key),
+            "UPDATE trials SET status=?, scores=?, timings=?, env=?, outputs=?, error=?, finished=? "
+            "WHERE key=?",
+            (
+                status,
+                _dumps(scores),
+                _dumps(timings),
+                _dumps(env),
+                _dumps(outputs),
+                error,
+                time.time(),
+                key,
+            ),
         )
 
     def counts(self) -> dict[tuple[str, str], int]:

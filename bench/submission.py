@@ -24,7 +24,8 @@ from ganbench.store import Store
 from ganbench.trials import (
     SCHEMA_VERSION,
     Trial,
-    domain_key_for,
+    domain_plan,
+    domain_weights_of,
     evaluate_config,
     expand,
     train_config,
@@ -41,6 +42,7 @@ RECORD_FIELDS = (
     "scores",
     "timings",
     "env",
+    "outputs",
     "error",
     "started",
     "finished",
@@ -70,7 +72,10 @@ def export_bundle(
 ) -> tuple[Path, str]:
     """Write ``architecture``'s finished trials of ``cfg`` (as ``run --architecture`` ran them)
     from ``store`` into ``out``; returns the path and a one-line summary."""
-    trials = [t for t in expand(cfg, device_type) if t.labels["architecture"] == architecture]
+    weights = domain_weights_of(store.records(kind="domain"))
+    trials = [
+        t for t in expand(cfg, device_type, weights) if t.labels["architecture"] == architecture
+    ]
     got = {r.key: r.as_dict() for r in store.records([t.key for t in trials])}
     done = [
         got[t.key]
@@ -200,7 +205,7 @@ def check_submission(bundle: dict[str, Any], path: Path, cfg: MatrixConfig) -> S
                 f"{where}: evaluator {ev!r} is not in matrix {cfg.name!r} ({', '.join(cfg.evaluators)})"
             )
         expected = evaluate_config(
-            cfg, ev, source, labels["seed"], device_type, domain_key_for(cfg, labels["dataset"])
+            cfg, ev, source, labels["seed"], device_type, _domain_expected(cfg, labels, config)
         )
         if expected != config:
             raise BundleRefused(
@@ -212,6 +217,24 @@ def check_submission(bundle: dict[str, Any], path: Path, cfg: MatrixConfig) -> S
         sub.trials.append(Trial(rec["key"], "evaluate", config, elabels, depends_on=train_key))
         sub.records[rec["key"]] = rec | {"labels": elabels}
     return sub
+
+
+def _domain_expected(cfg: MatrixConfig, labels: dict, config: dict) -> dict | None:
+    """The domain network a submitted evaluation must name: the dataset's pinned one; for a
+    dataset that trains its own, the submitter's network, named by a weights sha256."""
+    plan = domain_plan(cfg, labels["dataset"])
+    if plan.trial is None:
+        return plan.ref
+    got = config.get("domain")
+    ok = (
+        isinstance(got, dict)
+        and set(got) == {"version", "weights"}
+        and got["version"] == plan.ref["version"]
+        and isinstance(got["weights"], str)
+        and len(got["weights"]) == 64
+        and all(c in "0123456789abcdef" for c in got["weights"])
+    )
+    return got if ok else plan.ref
 
 
 def _expected_train(

@@ -1,45 +1,33 @@
 """A matrix config expanded into trials, each keyed by the sha256 of its canonical JSON.
 
-A trial's config holds everything that defines its result: names, declared versions,
-a hash of the source module that implements each part, parameters, seed, device type
-and the schema version. Same key, same result; a rerun skips what is finished.
+A trial's config holds everything that decides its numbers: names, declared versions,
+parameters, seed, device type, the schema version and, for evaluations that read a domain
+network, the sha256 of its weights (:mod:`ganbench.keys`). Same key, same numbers; a rerun
+skips what is finished.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from ganbench.config import NUMERICS_KEYS, TRAIN_DEFAULTS, MatrixConfig
+from ganbench.datasets.domain import domain_config, domain_ref, pinned_network
+from ganbench.keys import SCHEMA_VERSION, canonical_json, part_of, trial_key
 from ganbench.registry import evaluator_registry, get_architecture, get_dataset
 
-SCHEMA_VERSION = 1  # bump when the harness changes what a trial's numbers mean
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
-
-
-def trial_key(config: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
-
-
-@cache
-def code_hash(cls: type) -> str:
-    """Short sha256 of the source file that defines ``cls`` (its code version)."""
-    path = inspect.getsourcefile(cls)
-    data = open(path, "rb").read() if path else cls.__qualname__.encode()
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _part(cls: type, params: dict[str, Any]) -> dict[str, Any]:
-    return {"name": cls.name, "version": str(cls.version), "code": code_hash(cls), "params": params}
+__all__ = [
+    "SCHEMA_VERSION",
+    "Trial",
+    "canonical_json",
+    "domain_weights_of",
+    "evaluate_config",
+    "expand",
+    "part_of",
+    "train_config",
+    "trial_key",
+]
 
 
 @dataclass
@@ -54,7 +42,15 @@ class Trial:
     ]  # architecture, dataset, seed, evaluator, reference: for display and filtering
     depends_on: str | None = None
     not_applicable: str | None = None  # reason, when the evaluator cannot apply
+    # "domain": the domain trial an evaluation waits for; "domain_dir": a pinned network's
+    # folder; "provisional": the key names the domain trial, not yet its weights;
+    # "evaluator_params": what the evaluator runs with, where its key holds other values
+    # (a weights file's sha256 for its path: Evaluator.key_params)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.extra.get("provisional"))
 
 
 def train_config(
@@ -68,13 +64,13 @@ def train_config(
     device_type: str,
 ) -> dict[str, Any]:
     """A train trial's config. ``arch`` is a registered name, or an architecture part
-    (name, version, code, params) as a stored config holds it, for checking a submission."""
-    part = _part(get_architecture(arch), arch_params) if isinstance(arch, str) else arch
+    (name, version, params) as a stored config holds it, for checking a submission."""
+    part = part_of(get_architecture(arch), arch_params) if isinstance(arch, str) else arch
     config = {
         "schema": SCHEMA_VERSION,
         "kind": "train",
         "architecture": part,
-        "dataset": _part(get_dataset(dataset), dataset_params),
+        "dataset": part_of(get_dataset(dataset), dataset_params),
         "seed": seed,
         "budget": {"steps": steps, "batch_size": train["batch_size"]},
         "log_every": train["log_every"],
@@ -95,60 +91,99 @@ def evaluate_config(
     source: dict[str, Any],
     seed: int,
     device_type: str,
-    domain_key: str | None,
+    domain: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """An evaluate trial's config: ``evaluator`` of the matrix scoring ``source`` (a train key
-    or the real-data reference), with the dataset's domain network when the evaluator reads it."""
+    or the real-data reference), with the dataset's domain network (:func:`domain_ref`) when
+    the evaluator reads it."""
     ev_cls = evaluator_registry(evaluator).get(evaluator)
     econfig = {
         "schema": SCHEMA_VERSION,
         "kind": "evaluate",
         "source": source,
-        "evaluator": _part(ev_cls, cfg.evaluator_params[evaluator]),
+        "evaluator": part_of(ev_cls, ev_cls.key_params(cfg.evaluator_params[evaluator])),
         "seed": seed,
         "device": device_type,
     }
-    if "domain" in ev_cls.requires_dataset and domain_key:
-        econfig["domain"] = domain_key
+    if "domain" in ev_cls.requires_dataset and domain:
+        econfig["domain"] = domain
     return econfig
 
 
-def domain_key_for(cfg: MatrixConfig, dataset: str) -> str | None:
-    """The key of ``dataset``'s domain network trial in this matrix, or None when it has none."""
-    from ganbench.datasets.domain import domain_config
+def _wants_domain(cfg: MatrixConfig) -> bool:
+    return any("domain" in evaluator_registry(ev).get(ev).requires_dataset for ev in cfg.evaluators)
 
+
+@dataclass
+class DomainPlan:
+    """How a matrix's evaluations on one dataset get their domain network."""
+
+    ref: dict[str, Any] | None = None  # what their keys hold (None: no evaluator reads one)
+    trial: Trial | None = None  # the trial that trains it (a dataset without a pinned network)
+    directory: str | None = None  # a pinned network's folder
+    provisional: bool = False  # ``ref`` names ``trial``, whose weights do not exist yet
+
+
+def domain_plan(
+    cfg: MatrixConfig, dataset: str, domain_weights: Mapping[str, str] | None = None
+) -> DomainPlan:
+    """The pinned network of ``dataset`` or the trial that trains one. ``domain_weights`` maps
+    finished domain trials' keys to their weights' sha256 (:func:`domain_weights_of`)."""
     dparams = cfg.dataset_params[dataset]
-    features = get_dataset(dataset)(**dparams).spec.features
-    wants = any(
-        "domain" in evaluator_registry(ev).get(ev).requires_dataset for ev in cfg.evaluators
+    if not _wants_domain(cfg) or "domain" not in get_dataset(dataset)(**dparams).spec.features:
+        return DomainPlan()
+    pinned = pinned_network(dataset, dparams)
+    if pinned is not None:
+        return DomainPlan(domain_ref(pinned.sha256), directory=str(pinned.path))
+    dcfg = domain_config(dataset, dparams)
+    key = trial_key(dcfg)
+    labels = {"architecture": "domain network", "dataset": dataset, "seed": 0}
+    sha = (domain_weights or {}).get(key)
+    return DomainPlan(
+        domain_ref(sha, key), Trial(key, "domain", dcfg, labels), provisional=sha is None
     )
-    return trial_key(domain_config(dataset, dparams)) if wants and "domain" in features else None
 
 
-def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
+def domain_weights_of(records: Mapping[str, Any] | list) -> dict[str, str]:
+    """Domain trial key -> weights sha256, from finished domain records (store rows or
+    bundle records, as objects or dicts)."""
+    out = {}
+    rows = records.values() if isinstance(records, Mapping) else records
+    for rec in rows:
+        get = rec.get if isinstance(rec, dict) else lambda k, r=rec: getattr(r, k, None)
+        if get("kind") == "domain" and get("status") == "finished":
+            sha = (get("outputs") or {}).get("weights_sha256")
+            if sha:
+                out[get("key")] = sha
+    return out
+
+
+def expand(
+    cfg: MatrixConfig, device_type: str, domain_weights: Mapping[str, str] | None = None
+) -> list[Trial]:
     """All trials of a matrix: domain networks, then training, then evaluations.
 
     An evaluation names the train trial it scores (``depends_on``) and, when its evaluator
-    reads the dataset's domain network, that network's trial (``extra["domain"]``), whose
-    key is then part of the evaluation's config.
+    reads the dataset's domain network, that network's weights by their sha256: a pinned
+    network's (``extra["domain_dir"]`` is its folder), or those of a ``domain`` trial
+    (``extra["domain"]``), looked up in ``domain_weights`` (:func:`domain_weights_of`).
+    Until that trial has finished, the evaluation's key is provisional: it names the domain
+    trial's key instead, and the runner re-expands the matrix once the weights exist.
     """
-    from ganbench.datasets.domain import domain_config
-
     domains: list[Trial] = []
     trials: list[Trial] = []
     evaluations: list[Trial] = []
     for dataset in cfg.datasets:
         dparams = cfg.dataset_params[dataset]
         features = get_dataset(dataset)(**dparams).spec.features
-        domain_key = None
-        wants_domain = any(
-            "domain" in evaluator_registry(ev).get(ev).requires_dataset for ev in cfg.evaluators
-        )
-        if wants_domain and "domain" in features:
-            dcfg = domain_config(dataset, dparams)
-            domain_key = trial_key(dcfg)
-            labels = {"architecture": "domain network", "dataset": dataset, "seed": 0}
-            domains.append(Trial(domain_key, "domain", dcfg, labels))
+        plan = domain_plan(cfg, dataset, domain_weights)
+        if plan.trial is not None:
+            domains.append(plan.trial)
+        domain_extra: dict[str, Any] = {}
+        if plan.trial is not None:
+            domain_extra = {"domain": plan.trial.key, "provisional": plan.provisional}
+        elif plan.directory is not None:
+            domain_extra = {"domain_dir": plan.directory}
         sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
         for seed in cfg.seeds:
             for arch in cfg.architectures:
@@ -182,13 +217,17 @@ def expand(cfg: MatrixConfig, device_type: str) -> list[Trial]:
                         (reference, arch, t.key, {"train": t.key}, arch_cls.capabilities)
                     )
             if "real" in cfg.references:
-                src = {"real": {"dataset": _part(get_dataset(dataset), dparams), "split": "train"}}
+                src = {
+                    "real": {"dataset": part_of(get_dataset(dataset), dparams), "split": "train"}
+                }
                 sources.append(("real", None, None, src, frozenset()))
             for reference, arch, train_key, source, caps in sources:
                 for ev in cfg.evaluators:
                     ev_cls = evaluator_registry(ev).get(ev)
-                    econfig = evaluate_config(cfg, ev, source, seed, device_type, domain_key)
-                    extra = {"domain": econfig["domain"]} if "domain" in econfig else {}
+                    econfig = evaluate_config(cfg, ev, source, seed, device_type, plan.ref)
+                    extra = dict(domain_extra) if "domain" in econfig else {}
+                    if econfig["evaluator"]["params"] != cfg.evaluator_params[ev]:
+                        extra["evaluator_params"] = cfg.evaluator_params[ev]  # e.g. a local path
                     who = arch if arch else "the real-data reference"
                     labels = {
                         "architecture": arch or "real data",

@@ -1,16 +1,22 @@
-"""Domain networks: a small CNN per dataset, trained by the suite on the real training split.
+"""Domain networks: a small CNN per dataset, the feature space every device scores in.
 
 One network serves three readers: its penultimate features are the feature space of
 FID/KID/precision–recall (registered with torch-fidelity, whose own code computes the
 metrics), its class head labels generated images (InfoGAN code accuracy, per-class
 dissection concepts), and its factor heads read the factors of generated shapes
-(direction–factor alignment). It is trained like a trial: a pure function of a config
-whose sha256 keys a cached artifact (``domain.safetensors`` + ``domain.json``), always on
-the CPU with a fixed seed, so every device scores against the same feature extractor.
+(direction–factor alignment).
+
+The built-in datasets ship their networks, pinned: ``ganbench train-domain NAME`` trained
+them once and wrote ``weights/NAME/`` (safetensors and a description), and evaluations
+only load them. An evaluation key names its network by the sha256 of the weights, so two
+machines score in the same features or have different keys. A dataset without a pinned
+network (a user's own data) trains one in a ``domain`` trial, on the CPU with a fixed
+seed, and its evaluations are keyed by the sha256 of the weights that trial produced.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,7 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganbench.checkpoint import load_tensors, save_tensors
 from ganbench.errors import CheckpointError, GanbenchError
+from ganbench.keys import SCHEMA_VERSION, part_of, trial_key
+from ganbench.registry import create_dataset, get_dataset
 
 DOMAIN_VERSION = "1"
 WEIGHTS = "domain.safetensors"
@@ -213,55 +222,110 @@ def train_domain_network(
     return net, metrics
 
 
-# --- the domain trial: config, key, artifact -------------------------------------------------
-def domain_config(dataset_name: str, dataset_params: dict[str, Any]) -> dict[str, Any]:
-    """The trial config of a dataset's domain network; its sha256 is the artifact's key."""
-    from ganbench.registry import get_dataset
-    from ganbench.trials import SCHEMA_VERSION, _part, code_hash
+# --- pinned networks, the domain trial, artifacts ----------------------------------------------
+PINNED_DIR = Path(__file__).resolve().parent / "weights"
 
+
+def weights_sha256(path: Path) -> str:
+    """The sha256 of a weights file: the name an evaluation key gives its domain network."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A shipped domain network: ``path`` holds ``domain.safetensors`` and ``domain.json``."""
+
+    path: Path
+    sha256: str
+    meta: dict[str, Any]
+
+
+def pinned_network(dataset_name: str, dataset_params: dict[str, Any]) -> Pinned | None:
+    """The shipped network of a dataset, when one was trained for exactly these parameters.
+
+    ``ganbench train-domain NAME`` writes it to ``datasets/weights/NAME/``; its description
+    names the dataset part (name, version, resolved parameters) it was trained on, so a
+    dataset with other parameters (say shapes at 64x64) trains its own network instead.
+    """
+    where = PINNED_DIR / dataset_name
+    if not (where / META).is_file():
+        return None
+    meta = json.loads((where / META).read_text())
+    cls = get_dataset(dataset_name)
+    params = cls(**dataset_params).params
+    if meta.get("dataset") != part_of(cls, params):
+        return None
+    return Pinned(where, meta["sha256"], meta)
+
+
+def domain_ref(weights_sha256: str | None = None, trial: str | None = None) -> dict[str, Any]:
+    """What an evaluation key holds of its domain network: the network code's version and the
+    sha256 of its weights, or, before a trained network exists, the key of the trial that
+    trains it (a provisional key: the runner re-keys the evaluation once the weights exist)."""
+    ref: dict[str, Any] = {"version": DOMAIN_VERSION}
+    if weights_sha256:
+        ref["weights"] = weights_sha256
+    else:
+        ref["trial"] = trial
+    return ref
+
+
+def domain_config(dataset_name: str, dataset_params: dict[str, Any]) -> dict[str, Any]:
+    """The config of the trial that trains a dataset's domain network (datasets without a
+    pinned network: a user's own data); its sha256 keys the trial, and the evaluations that
+    read the network are keyed by the resulting weights' sha256."""
     cls = get_dataset(dataset_name)
     return {
         "schema": SCHEMA_VERSION,
         "kind": "domain",
-        "dataset": _part(cls, dataset_params),
+        "dataset": part_of(cls, cls(**dataset_params).params),
         "network": {
             "version": DOMAIN_VERSION,
-            "code": code_hash(DomainNetwork),
             "params": {**TRAINING_DEFAULTS, **cls.domain_training},
         },
     }
 
 
-def run_domain(config: dict[str, Any], artifact_dir: Path, progress: bool = False) -> dict:
-    """Train and save one domain network (the body of a ``domain`` trial)."""
-    from ganbench.checkpoint import save_tensors
-    from ganbench.registry import create_dataset
-
-    ds = config["dataset"]
-    dataset = create_dataset(ds["name"], **ds["params"])
-    net, metrics = train_domain_network(dataset, config["network"]["params"], progress)
-    tmp = artifact_dir.with_name(artifact_dir.name + ".partial")
+def save_domain_network(
+    net: DomainNetwork, dataset, artifact_dir: Path, extra: dict[str, Any] | None = None
+) -> str:
+    """Write ``domain.safetensors`` and ``domain.json`` into ``artifact_dir`` atomically;
+    returns the weights' sha256."""
+    artifact_dir = Path(artifact_dir)
+    tmp = artifact_dir.with_name(f"{artifact_dir.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_tensors(net.state_dict(), tmp / WEIGHTS)
+    sha = weights_sha256(tmp / WEIGHTS)
     meta = {
         "channels": dataset.spec.channels,
-        "width": config["network"]["params"]["width"],
+        "width": net.feature_dim // 4,
         "heads": [asdict(h) for h in net.heads_spec],
         "class_head": net.class_head,
-        "dataset": ds["name"],
-        "metrics": metrics,
+        "sha256": sha,
+        **(extra or {}),
     }
-    (tmp / META).write_text(json.dumps(meta, indent=1))
+    (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(artifact_dir, ignore_errors=True)
     os.replace(tmp, artifact_dir)
+    return sha
+
+
+def run_domain(config: dict[str, Any], artifact_dir: Path, progress: bool = False) -> dict:
+    """Train and save one domain network (the body of a ``domain`` trial)."""
+    ds = config["dataset"]
+    dataset = create_dataset(ds["name"], **ds["params"])
+    net, metrics = train_domain_network(dataset, config["network"]["params"], progress)
     seconds = metrics.pop("train_s")
-    return {"scores": metrics, "timings": {"train_s": seconds}}
+    sha = save_domain_network(net, dataset, artifact_dir, {"dataset": ds, "metrics": metrics})
+    return {"scores": metrics, "timings": {"train_s": seconds}, "outputs": {"weights_sha256": sha}}
 
 
-def load_domain_network(artifact_dir: Path, device: torch.device | str = "cpu") -> DomainNetwork:
-    from ganbench.checkpoint import load_tensors
-
+def load_domain_network(
+    artifact_dir: Path, device: torch.device | str = "cpu", sha256: str | None = None
+) -> DomainNetwork:
+    """The network saved in ``artifact_dir``; with ``sha256``, its weights must have that hash
+    (the one the evaluation's key names)."""
     artifact_dir = Path(artifact_dir)
     try:
         meta = json.loads((artifact_dir / META).read_text())
@@ -271,6 +335,14 @@ def load_domain_network(artifact_dir: Path, device: torch.device | str = "cpu") 
         raise CheckpointError(
             f"domain network at {artifact_dir} is unreadable ({exc}); delete that folder to retrain it"
         ) from None
+    if sha256 is not None and (artifact_dir / WEIGHTS).is_file():
+        found = weights_sha256(artifact_dir / WEIGHTS)
+        if found != sha256:
+            raise CheckpointError(
+                f"domain network {artifact_dir / WEIGHTS} has sha256 {found[:12]}, but the "
+                f"evaluation's key names {sha256[:12]}: restore the file (git checkout, or "
+                "delete that folder to retrain it) and rerun"
+            )
     try:
         net.load_state_dict(load_tensors(artifact_dir / WEIGHTS, where="domain network"))
     except RuntimeError as exc:
@@ -288,18 +360,59 @@ def domain_network(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> DomainNetwork:
-    """The domain network of a dataset, trained once and cached under ``cache_root/<key>/``.
-
-    The runner trains it as a ``domain`` trial and records its accuracy in the store; this
-    is the same computation for code outside a matrix (tests, notebooks).
-    """
-    from ganbench.trials import trial_key
-
+    """The domain network of a dataset: the pinned one when it ships, else trained once and
+    cached under ``cache_root/<domain trial key>/`` (for code outside a matrix: tests,
+    notebooks; the runner trains it as a ``domain`` trial)."""
+    pinned = pinned_network(dataset_name, dataset_params or {})
+    if pinned is not None:
+        return load_domain_network(pinned.path, device, pinned.sha256)
     config = domain_config(dataset_name, dataset_params or {})
     where = Path(cache_root) / trial_key(config)
     if not (where / WEIGHTS).exists():
         run_domain(config, where, progress)
     return load_domain_network(where, device)
+
+
+def train_pinned(
+    dataset_name: str,
+    dataset_params: dict[str, Any] | None = None,
+    out: Path = PINNED_DIR,
+    threads: int = 1,
+    progress: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """Train a dataset's domain network as the shipped, pinned one (``ganbench train-domain``).
+
+    Trains on the CPU with ``threads`` torch threads (a given CPU and thread count give the
+    same weights again); writes ``out/NAME/domain.safetensors`` and ``domain.json`` (the
+    dataset part it was trained for, its held-out scores, how it was made, the sha256)."""
+    import platform
+
+    cls = get_dataset(dataset_name)
+    dataset = cls(**(dataset_params or {}))
+    params = {**TRAINING_DEFAULTS, **cls.domain_training}
+    saved = torch.get_num_threads()
+    torch.set_flush_denormal(True)  # as every trial trains (ganbench.execute.prepare_cpu)
+    torch.set_num_threads(threads)
+    try:
+        net, metrics = train_domain_network(dataset, params, progress)
+    finally:
+        torch.set_num_threads(saved)
+    seconds = metrics.pop("train_s")
+    extra = {
+        "dataset": part_of(cls, dataset.params),
+        "network": {"version": DOMAIN_VERSION, "params": params},
+        "metrics": metrics,
+        "trained": {
+            "command": f"ganbench train-domain {dataset_name}",
+            "torch": torch.__version__,
+            "threads": threads,
+            "machine": platform.machine(),
+            "seconds": round(seconds, 1),
+        },
+    }
+    where = Path(out) / dataset_name
+    sha = save_domain_network(net, dataset, where, extra)
+    return where, {**extra, "sha256": sha}
 
 
 # --- torch-fidelity ----------------------------------------------------------------------------
@@ -347,7 +460,8 @@ def register_with_torch_fidelity() -> str:
             return None
 
         def forward(self, x):
-            x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+            dtype = next(self.net.parameters()).dtype  # float32, or float64 in fingerprints
+            x = x.to(dtype) / 127.5 - 1 if x.dtype == torch.uint8 else x.to(dtype)
             f = self.net.features(x)
             out = {"features": f, "logits": self.net.heads[self.net.class_head](f)}
             return tuple(out[name] for name in self.features_list)

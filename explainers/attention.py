@@ -21,7 +21,7 @@ import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import VERY_NOISY, Score
 
 BLOCKS = {"g": "generator", "d": "discriminator"}
 
@@ -72,6 +72,7 @@ class AttentionExplainer(Evaluator):
                 "none",
                 f"{block}'s learned attention gate gamma (0 at initialisation)",
                 primary=False,
+                tolerance=VERY_NOISY,
             ),
         )
     )
@@ -114,7 +115,9 @@ class AttentionExplainer(Evaluator):
         _, hq, wq, hk, wk = beta.shape
         size = images.shape[-1]
         queries = [(hq // 4, wq // 4), (hq // 2, wq // 2), (3 * hq // 4, 3 * wq // 4)]
-        fig, axes = plt.subplots(n, 1 + len(queries), figsize=(1.6 * (1 + len(queries)), 1.6 * n))
+        fig, axes = plt.subplots(
+            n, 1 + len(queries), figsize=(1.6 * (1 + len(queries)), 1.6 * n), squeeze=False
+        )
         for i in range(n):
             img = ((images[i].permute(1, 2, 0) + 1) / 2).numpy()
             cmap = "gray" if img.shape[-1] == 1 else None

@@ -80,7 +80,7 @@ from torch.nn import functional as F
 from ganbench.errors import GanbenchError, NotApplicable
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import EXACT, VERY_NOISY, Score
 
 from . import _lime
 
@@ -489,8 +489,8 @@ def _controlled(
     name: str, direction: str, meaning: str, control_meaning: str
 ) -> tuple[Score, Score]:
     return (
-        Score(name, direction, meaning, control=name + "_random"),
-        Score(name + "_random", "none", control_meaning, primary=False),
+        Score(name, direction, meaning, control=name + "_random", tolerance=VERY_NOISY),
+        Score(name + "_random", "none", control_meaning, primary=False, tolerance=VERY_NOISY),
     )
 
 
@@ -530,33 +530,49 @@ SCORES = (
         "input perturbations (radius sensitivity_radius)",
         "sensitivity of random maps (redrawn each time)",
     ),
-    Score("s_per_image", "lower", "seconds of the attribution pass per explained image", "s"),
+    Score(
+        "s_per_image",
+        "lower",
+        "seconds of the attribution pass per explained image",
+        "s",
+        tolerance=None,  # a cost: never compared between runs
+    ),
     Score(
         "peak_mem_mb",
         "lower",
         "peak memory of the attribution pass: CUDA max allocated, on the CPU the resident set",
         "MiB",
         primary=False,
+        tolerance=None,
     ),
     Score(
         "deletion_auc_real",
         "lower",
         "deletion_auc over the real test images alone",
         primary=False,
+        tolerance=VERY_NOISY,
     ),
     Score(
         "deletion_auc_generated",
         "lower",
         "deletion_auc over the generated images alone",
         primary=False,
+        tolerance=VERY_NOISY,
     ),
     Score(
         "randomisation_rho_full",
         "lower",
         "randomisation_rho with every parameterised layer of D shuffled",
         primary=False,
+        tolerance=VERY_NOISY,
     ),
-    Score("explained_n", "none", "images explained (half real, half generated)", primary=False),
+    Score(
+        "explained_n",
+        "none",
+        "images explained (half real, half generated)",
+        primary=False,
+        tolerance=EXACT,
+    ),
 )
 
 COMMON_DEFAULTS = {

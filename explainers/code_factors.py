@@ -25,7 +25,7 @@ import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import NOISY, Score
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -78,6 +78,7 @@ class CodeFactorExplainer(Evaluator):
             "code_factor_distinct",
             "higher",
             "number of distinct factors that are some continuous code's best-correlated factor",
+            tolerance=NOISY,
         ),
     )
 

@@ -23,7 +23,7 @@ from torchvision.utils import save_image
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import EXACT, NOISY, Score
 
 
 def counts_matrix(codes: torch.Tensor, labels: torch.Tensor, k: int, m: int) -> torch.Tensor:
@@ -95,6 +95,7 @@ class CodeExplainer(Evaluator):
             "domain classifier's classes (Hungarian), names their class",
             ideal=1.0,
             control="code_chance",
+            tolerance=NOISY,
         ),
         Score(
             "code_chance",
@@ -115,6 +116,7 @@ class CodeExplainer(Evaluator):
             "share of images whose class is the most frequent class of their code value",
             primary=False,
             ideal=1.0,
+            tolerance=NOISY,
         ),
         Score(
             "q_accuracy",
@@ -129,8 +131,9 @@ class CodeExplainer(Evaluator):
             "R² of the Q head's estimates of the continuous codes (mean over codes)",
             primary=False,
             ideal=1.0,
+            tolerance=NOISY,
         ),
-        Score("code_n", "none", "generated images per code value", primary=False),
+        Score("code_n", "none", "generated images per code value", primary=False, tolerance=EXACT),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:

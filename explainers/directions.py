@@ -118,7 +118,7 @@ from torch import nn
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.plots import traversal_figure
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import EXACT, NOISY, VERY_NOISY, Score
 
 ARMS = ("learned", "random", "coordinate", "ganspace", "sefa")
 # ctx.rng streams (other explainers use 10-11, 40, 50-51)
@@ -841,6 +841,7 @@ def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:
             "reconstructor names the moved direction k",
             ideal=1.0,
             control=f"rca{suffix}_random",
+            tolerance=NOISY,
         ),
         Score(
             f"rca{suffix}_random",
@@ -848,6 +849,7 @@ def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:
             "the same accuracy for K random orthonormal directions (a fresh reconstructor "
             "trained as long, directions fixed): the control",
             primary=False,
+            tolerance=NOISY,
         ),
         # the baselines are descriptive columns (each is this generator's own latent
         # structure read another way), not ranked across architectures
@@ -855,6 +857,7 @@ def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:
             f"rca{suffix}_coordinate",
             "none",
             f"the same accuracy for K coordinate axes of {where} (baseline)",
+            tolerance=NOISY,
         ),
         Score(
             f"rca{suffix}_ganspace",
@@ -862,6 +865,7 @@ def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:
             "the same for GANSpace's top-K principal directions"
             + (" (PCA of w)" if space == "w" else " (PCA of the first hidden layer)")
             + " (baseline)",
+            tolerance=NOISY,
         ),
         Score(
             f"rca{suffix}_sefa",
@@ -869,14 +873,22 @@ def _rca_scores(suffix: str, space: str) -> tuple[Score, ...]:
             "the same for SeFa's top-K eigenvectors of W^T W, W "
             + ("the style affines' weights" if space == "w" else "the first latent-reading weight")
             + " (baseline)",
+            tolerance=NOISY,
         ),
-        Score(f"rca{suffix}_chance", "none", "chance level of the accuracy: 1/K", primary=False),
+        Score(
+            f"rca{suffix}_chance",
+            "none",
+            "chance level of the accuracy: 1/K",
+            primary=False,
+            tolerance=EXACT,
+        ),
         Score(
             f"eps{suffix}_mae",
             "lower",
             "mean absolute error of the learned reconstructor's estimate of the shift eps "
             "(in units of scale; eps uniform in ±[0.5, 6])",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
     )
 

@@ -74,7 +74,7 @@ import torch.nn.functional as F
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import NOISY, UNIT_COUNT, VERY_NOISY, Score
 
 
 # --- streaming statistics ---------------------------------------------------------------
@@ -241,35 +241,41 @@ class DissectionExplainer(Evaluator):
             "higher",
             "number of units of the best layer labelled with a concept (IoU > 0.05)",
             control="interpretable_units_rolled",
+            tolerance=UNIT_COUNT,
         ),
         Score(
             "interpretable_units_rolled",
             "none",
             "the same count with the maps paired with other images' segmentations",
             primary=False,
+            tolerance=UNIT_COUNT,
         ),
         Score(
             "interpretable_share",
             "higher",
             "share of the best layer's units that are labelled with a concept",
             primary=False,
+            tolerance=NOISY,
         ),
         Score(
             "interpretable_units_all",
             "higher",
             "number of labelled units over all hidden generator layers",
             primary=False,
+            tolerance=UNIT_COUNT,
         ),
         Score(
             "concepts_covered",
             "higher",
             "number of distinct concepts labelling a unit of the best layer",
+            tolerance=UNIT_COUNT,
         ),
         Score(
             "best_layer_depth",
             "none",
             "depth of the best layer among the hidden generator layers (0: first, 1: last)",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_ablation",
@@ -277,12 +283,14 @@ class DissectionExplainer(Evaluator):
             "average causal effect: drop in a concept's pixel share of the segmented output when "
             "the top-k units by IoU with it are zeroed, mean over the best layer's concepts",
             control="ace_ablation_random",
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_ablation_random",
             "none",
             "the same drop when as many random units of the layer are zeroed",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_ablation_share",
@@ -290,12 +298,14 @@ class DissectionExplainer(Evaluator):
             "the ablation drop as a share of the concept's pixels before ablation (1: removed)",
             control="ace_ablation_share_random",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_ablation_share_random",
             "none",
             "the same share for as many random units",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_insertion",
@@ -303,12 +313,14 @@ class DissectionExplainer(Evaluator):
             "pixel share of a concept gained in a central square when its top-k units are set "
             "to their `quantile` activation level there, mean over the best layer's concepts",
             control="ace_insertion_random",
+            tolerance=VERY_NOISY,
         ),
         Score(
             "ace_insertion_random",
             "none",
             "the same gain when as many random units are set there",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
     )
 

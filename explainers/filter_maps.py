@@ -54,7 +54,7 @@ import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import VERY_NOISY, Score
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -116,11 +116,13 @@ class FilterMapsExplainer(Evaluator):
             "mean L2 distance between the domain features of an image generated with the "
             "near-dead filters zeroed and without (near 0: pruning them is harmless; descriptive, not ranked)",
             control="prune_random_feature_distance",
+            tolerance=VERY_NOISY,
         ),
         Score(
             "prune_random_feature_distance",
             "none",
             "the same with as many randomly chosen live filters zeroed",
+            tolerance=VERY_NOISY,
         ),
         Score(
             "prune_least_active_feature_distance",
@@ -128,12 +130,14 @@ class FilterMapsExplainer(Evaluator):
             "the same distance with the prune_fraction (default 25%) least active filters of "
             "each layer zeroed: what pruning by activity costs when no filter is dead",
             control="prune_random_share_feature_distance",
+            tolerance=VERY_NOISY,
         ),
         Score(
             "prune_random_share_feature_distance",
             "none",
             "the same with as many filters chosen at random zeroed",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "prune_dead_frechet",

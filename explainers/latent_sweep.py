@@ -55,7 +55,7 @@ import torch
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.plots import traversal_figure
 from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.scores import VERY_NOISY, Score
 
 
 def participation_ratio(effects: torch.Tensor) -> float:
@@ -145,6 +145,7 @@ class LatentSweepExplainer(Evaluator):
             "L2 change of the domain features per unit step of one latent coordinate, averaged "
             "over the dimensions",
             primary=False,
+            tolerance=VERY_NOISY,
         ),
         Score(
             "sweep_rank_agreement",

@@ -10,13 +10,17 @@ import torch
 from scipy import linalg
 
 from ganbench.config import load_config
+from ganbench.datasets import domain as domain_module
 from ganbench.datasets.domain import (
     META,
+    PINNED_DIR,
     WEIGHTS,
     domain_config,
     domain_network,
     evaluate_network,
     load_domain_network,
+    pinned_network,
+    weights_sha256,
 )
 from ganbench.errors import CheckpointError
 from ganbench.metrics.fidelity import _Uint8Images, fidelity_metrics
@@ -24,11 +28,6 @@ from ganbench.registry import create_dataset
 from ganbench.runner import run_matrix
 from ganbench.store import Store
 from ganbench.trials import expand, trial_key
-
-
-@pytest.fixture(scope="module")
-def cache(domain_cache):
-    return domain_cache
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +40,69 @@ def shapes_net(domain_cache):
     return domain_network("shapes", {}, domain_cache)
 
 
-def test_digits_domain_network_reaches_097_on_held_out_digits(digits_net, cache):
+def test_digits_domain_network_reaches_097_on_held_out_digits(digits_net):
     test = create_dataset("digits").split("test")
     accuracy = (digits_net.classify(test.images) == test.labels).float().mean().item()
     assert accuracy >= 0.97
-    # the accuracy the suite records is the one measured here
-    meta = json.loads((cache / trial_key(domain_config("digits", {})) / META).read_text())
+    # the accuracy the shipped description states is the one measured here
+    meta = json.loads((PINNED_DIR / "digits" / META).read_text())
     assert meta["metrics"]["accuracy_label"] == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize("name", ["digits", "shapes"])
+def test_built_in_datasets_ship_pinned_weights_named_by_their_sha256(name):
+    pinned = pinned_network(name, {})
+    assert pinned is not None and pinned.sha256 == weights_sha256(pinned.path / WEIGHTS)
+    size = (pinned.path / WEIGHTS).stat().st_size
+    assert 100_000 < size < 1_000_000  # a few hundred KB, as shipped in the package
+    assert pinned.meta["dataset"]["params"] == create_dataset(name).params
+    # another parameter set is another dataset: it trains its own network
+    other = {"image_size": 16} if name == "digits" else {"train_size": 100}
+    assert pinned_network(name, other) is None
+
+
+def test_an_evaluation_key_names_the_pinned_weights_and_no_domain_trial_runs():
+    cfg = load_config("smoke")
+    trials = expand(cfg, "cpu")
+    assert not [t for t in trials if t.kind == "domain"]
+    fidelity = [t for t in trials if t.labels.get("evaluator") == "fidelity"]
+    for t in fidelity:
+        pinned = pinned_network(t.labels["dataset"], {})
+        assert t.config["domain"] == {"version": "1", "weights": pinned.sha256}
+        assert t.extra["domain_dir"] == str(pinned.path)
+
+
+def test_weights_that_are_not_the_keyed_ones_are_refused(tmp_path):
+    import shutil
+
+    copy = tmp_path / "digits"
+    shutil.copytree(PINNED_DIR / "digits", copy)
+    sha = weights_sha256(copy / WEIGHTS)
+    assert load_domain_network(copy, sha256=sha) is not None
+    with pytest.raises(CheckpointError, match="the evaluation's key names") as e:
+        load_domain_network(copy, sha256="0" * 64)
+    assert "\n" not in str(e.value)
+
+
+def test_train_domain_writes_pinned_weights_that_the_matrix_then_uses(
+    tmp_path, monkeypatch, capsys
+):
+    from ganbench.cli import main
+
+    out = tmp_path / "weights"
+    params = ["--set", "train_size=256", "--set", "test_size=64"]
+    assert main(["train-domain", "shapes", *params, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    meta = json.loads((out / "shapes" / META).read_text())
+    assert meta["sha256"] == weights_sha256(out / "shapes" / WEIGHTS)
+    assert meta["sha256"] in printed and "KiB" in printed
+    assert meta["dataset"]["params"]["train_size"] == 256 and meta["trained"]["threads"] == 1
+    monkeypatch.setattr(domain_module, "PINNED_DIR", out)
+    small = {"train_size": 256, "test_size": 64}
+    assert pinned_network("shapes", small).sha256 == meta["sha256"]
+    assert pinned_network("shapes", {}) is None  # the default shapes were not trained here
+    net = domain_network("shapes", small)  # loads, never trains
+    assert net.feature_dim == 64
 
 
 def test_shapes_domain_network_reads_every_factor(shapes_net):
@@ -71,10 +126,10 @@ def test_domain_key_is_device_free_and_follows_the_dataset():
     assert trial_key(a) != trial_key(domain_config("digits", {}))
 
 
-def test_corrupt_domain_artifact_is_a_clear_error(digits_net, cache, tmp_path):
+def test_corrupt_domain_artifact_is_a_clear_error(tmp_path):
     import shutil
 
-    src = cache / trial_key(domain_config("digits", {}))
+    src = PINNED_DIR / "digits"
     broken = tmp_path / "broken"
     shutil.copytree(src, broken)
     (broken / WEIGHTS).write_bytes(b"\x00" * 64)
@@ -174,21 +229,30 @@ kid_subsets = 10
 
 
 def test_matrix_on_shapes_trains_the_domain_network_first(tmp_path):
+    """Shapes with other parameters than the pinned network's: a domain trial trains one, and
+    its evaluations are keyed by the sha256 of the weights it produced."""
     path = tmp_path / "tinyshapes.toml"
     path.write_text(SHAPES_MATRIX)
     cfg = load_config(str(path))
-    trials = expand(cfg, "cpu")
-    assert [t.kind for t in trials] == ["domain", "train", "evaluate", "evaluate"]
-    domain = trials[0]
-    for ev in trials[2:]:
-        assert ev.config["domain"] == domain.key == ev.extra["domain"]
+    planned = expand(cfg, "cpu")
+    assert [t.kind for t in planned] == ["domain", "train", "evaluate", "evaluate"]
+    domain = planned[0]
+    for ev in planned[2:]:  # before the network exists, the keys are provisional
+        assert ev.provisional and ev.config["domain"] == {"version": "1", "trial": domain.key}
     store = Store(tmp_path / "s.sqlite")
     summary = run_matrix(cfg, store, device="cpu", quiet=True, log=lambda s: None)
     assert not summary.failed, summary.failed
     rec = store.get(domain.key)
     assert rec.status == "finished" and rec.env["device_type"] == "cpu"
     assert 0 <= rec.scores["accuracy_shape"] <= 1 and "r2_x" in rec.scores
+    sha = rec.outputs["weights_sha256"]
+    assert sha == weights_sha256(store.artifact_dir(domain.key) / WEIGHTS)
+    trials = expand(cfg, "cpu", {domain.key: sha})
+    assert {t.key for t in trials[2:]}.isdisjoint(t.key for t in planned[2:])
+    assert all(store.get(t.key) is None for t in planned[2:])  # no row under a provisional key
     for ev in trials[2:]:
+        assert ev.config["domain"] == {"version": "1", "weights": sha}
+        assert not ev.provisional and ev.extra["domain"] == domain.key
         scores = store.get(ev.key).scores
         assert scores["fidelity_n"] == 64 and np.isfinite(scores["fid"])
     real = store.get(trials[3].key).scores

@@ -160,6 +160,16 @@ def test_page_is_offline_with_every_figure_beside_it(tiny_board):
         assert (tiny_board / rel).is_file(), rel
     assert html.count('<section class="lb-section"') == 2
     assert 'option value="tiny-cpu-shapes"' in html
+    # sentences shared with README.md render their markdown: no backtick is left as text
+    assert "`" not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
+
+
+def test_shared_markdown_sentences_are_escaped_then_rendered():
+    from ganbench.html import inline_markdown
+
+    assert str(inline_markdown("run `a<b>` for **x** & y")) == (
+        "run <code>a&lt;b&gt;</code> for <strong>x</strong> &amp; y"
+    )
 
 
 def test_cost_table_marks_timings_taken_on_a_shared_cpu(rendered, tmp_path):

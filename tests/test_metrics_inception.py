@@ -8,13 +8,12 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
-from torch import nn
 
 from ganbench.errors import ConfigError, NotApplicable
+from ganbench.fingerprints import random_inception_file
 from ganbench.metrics.inception import InceptionFID
 from ganbench.registry import create_dataset, create_metric
 from tests.conftest import eval_context
@@ -34,31 +33,6 @@ def no_download(monkeypatch):
         raise AssertionError("torch-fidelity tried to download the Inception weights")
 
     monkeypatch.setattr(inception, "load_state_dict_from_url", refuse)
-
-
-def random_inception_file(path, seed: int):
-    """torch-fidelity's Inception-v3 network at a seeded random initialisation, saved as its
-    weights file is. The network is built with its loading step stubbed out (nothing is
-    read or fetched); convolutions get He-normal weights, so that the 2048 pool features
-    are of order 0.1 rather than vanishing through 94 layers of PyTorch's default init."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    cls = FeatureExtractorInceptionV3
-    with (
-        mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url"),
-        mock.patch.object(cls, "load_state_dict"),
-    ):
-        net = cls("inception-v3-compat", ["2048"])
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.copy_(
-                    torch.randn(module.weight.shape, generator=g) * (2 / fan_in) ** 0.5
-                )
-    torch.save(net.state_dict(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +168,50 @@ def test_fid_in_the_2048_pool_features(weights, digits, tmp_path):
     other = scores(weights[0], Samples(test[:12], test[12:24], tmp_path), n=12)
     assert abs(itself["fid_inception"]) < 1e-3 * other["fid_inception"]
     assert other["fid_inception"] > 0 and other["fid_inception_n"] == 12
+
+
+# --- keys name the weights, not their path ------------------------------------------------------
+def _keys(tiny_config, weights_path: str, name: str) -> tuple[str, dict]:
+    from ganbench.config import load_config
+    from ganbench.trials import expand
+
+    extra = f'\n[metric.fid_inception]\nweights = "{weights_path}"\nn = 8\nbatch_size = 8\n'
+    path = tiny_config(
+        {'metrics = ["c2st", "mmd"]': 'metrics = ["c2st", "mmd", "fid_inception"]'}, extra, name
+    )
+    trial = next(
+        t
+        for t in expand(load_config(str(path)), "cpu")
+        if t.labels.get("evaluator") == "fid_inception"
+    )
+    return trial.key, trial
+
+
+def test_an_evaluation_key_names_the_inception_weights_by_sha256(tiny_config, weights, tmp_path):
+    copy = tmp_path / "elsewhere" / "inception.pth"
+    copy.parent.mkdir()
+    copy.write_bytes(weights[0].read_bytes())
+    key_a, trial = _keys(tiny_config, str(weights[0]), "a.toml")
+    key_b, _ = _keys(tiny_config, str(copy), "b.toml")
+    key_c, _ = _keys(tiny_config, str(weights[1]), "c.toml")
+    assert key_a == key_b != key_c  # the same file anywhere: one key; another file: another
+    params = trial.config["evaluator"]["params"]
+    assert "weights" not in params
+    assert params["weights_sha256"] == hashlib.sha256(weights[0].read_bytes()).hexdigest()
+    assert trial.extra["evaluator_params"]["weights"] == str(weights[0])  # what it runs with
+
+
+def test_a_matrix_runs_fid_inception_from_the_path_its_key_does_not_hold(
+    tiny_config, weights, tmp_path
+):
+    from ganbench.config import load_config
+    from ganbench.runner import run_matrix
+    from ganbench.store import Store
+
+    _, trial = _keys(tiny_config, str(weights[0]), "run.toml")
+    cfg = load_config(str(tmp_path / "run.toml"))
+    store = Store(tmp_path / "s.sqlite")
+    summary = run_matrix(cfg, store, device="cpu", quiet=True, log=lambda s: None)
+    assert not summary.failed, summary.failed
+    rec = store.get(trial.key)
+    assert rec.status == "finished" and math.isfinite(rec.scores["fid_inception"])

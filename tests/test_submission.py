@@ -133,9 +133,11 @@ def test_leaderboard_merges_the_bundle_marked_not_reproduced(flow):
     row = next(line for line in readme.splitlines() if line.startswith("| tinygan † "))
     assert "| 1 " in row  # one seed scored
     assert (
-        "tinygan †: submitted in `runs/submitted-tiny-cpu-tinygan.json`, not reproduced" in readme
+        "tinygan †: submitted in `runs/submitted-tiny-cpu-tinygan.json`; not yet reproduced"
+        in readme
     )
     assert "| dcgan " in readme  # the maintainers' own rows are still there
+    assert "✓ reproduced" in readme and "† not yet reproduced" in readme  # what the marks mean
     html = (board / "index.html").read_text()
     assert 'data-label="tinygan †"' in html and "not reproduced" in html
     csv = pd.read_csv(board / "results.csv")
@@ -147,26 +149,67 @@ def test_leaderboard_merges_the_bundle_marked_not_reproduced(flow):
     assert all(r["labels"]["architecture"] != "tinygan" for r in own["records"])
 
 
-def test_reproduced_when_the_maintainers_run_the_same_trials(flow, tmp_path):
-    root, site, config, board, _ = flow
-    store = tmp_path / "ganbench.sqlite"
+def _maintainers_rerun(site: Path, config: Path, store: Path) -> None:
+    """The maintainers run the matrix and the submitted architecture themselves."""
     for args in (
         ["run", str(config), "--store", str(store), "--quiet"],
         ["run", str(config), "--architecture", "tinygan", "--store", str(store), "--quiet"],
     ):
         out = ganbench(*args, plugin_path=site)
         assert out.returncode == 0, out.stdout + out.stderr
-    out_dir = tmp_path / "lb"
+
+
+@pytest.fixture(scope="module")
+def rerun(flow, tmp_path_factory):
+    root, site, config, _, _ = flow
+    store = tmp_path_factory.mktemp("rerun") / "ganbench.sqlite"
+    _maintainers_rerun(site, config, store)
+    return store
+
+
+def _render_with(board: Path, store: Path, config: Path, out_dir: Path, edit=None) -> str:
     (out_dir / "runs").mkdir(parents=True)
     src = board / "runs" / "submitted-tiny-cpu-tinygan.json"
-    (out_dir / "runs" / src.name).write_text(src.read_text())
+    bundle = json.loads(src.read_text())
+    if edit is not None:
+        edit(bundle)
+    (out_dir / "runs" / src.name).write_text(json.dumps(bundle))
     out = ganbench(
         "leaderboard", "--store", str(store), "--out", str(out_dir), "--config", str(config)
     )
     assert out.returncode == 0, out.stderr
-    readme = (out_dir / "README.md").read_text()
-    assert "| tinygan " in readme and "tinygan †" not in readme.split("- tinygan")[0]
-    assert "reproduced by the maintainers" in readme
+    return (out_dir / "README.md").read_text()
+
+
+def test_reproduced_when_the_maintainers_run_gives_the_same_numbers(flow, rerun, tmp_path):
+    _, _, config, board, _ = flow
+    readme = _render_with(board, rerun, config, tmp_path / "lb")
+    assert "| tinygan ✓ " in readme and "tinygan †" not in readme
+    assert "tinygan ✓: submitted in" in readme
+    assert "reproduced: the maintainers ran the same 6 trial keys and all" in readme
+    html = (tmp_path / "lb" / "index.html").read_text()
+    assert 'data-label="tinygan ✓"' in html and "agree within their tolerances" in html
+
+
+def test_a_submitted_number_the_maintainers_do_not_get_is_marked_as_differing(
+    flow, rerun, tmp_path
+):
+    """Same keys, other numbers (here, an MMD² edited in the bundle): the row is marked ✗ and
+    hovering it names the score and both values."""
+    _, _, config, board, _ = flow
+
+    def inflate(bundle):
+        for rec in bundle["records"]:
+            if rec["kind"] == "evaluate" and rec["config"]["evaluator"]["name"] == "mmd":
+                rec["scores"]["mmd2"] = rec["scores"]["mmd2"] * 3 + 1.0
+
+    readme = _render_with(board, rerun, config, tmp_path / "lb", inflate)
+    assert "| tinygan ✗ " in readme
+    line = next(x for x in readme.splitlines() if x.startswith("- tinygan ✗"))
+    assert "differs from the maintainers' run in 2 of 6 trials; largest: mmd mmd2:" in line
+    assert "tolerance" in line
+    csv = pd.read_csv(tmp_path / "lb" / "results.csv")
+    assert set(csv[csv.architecture == "tinygan"].origin) == {"submitted, differs"}
 
 
 def _refusal(board: Path, config: Path, edit) -> str:

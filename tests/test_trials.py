@@ -4,7 +4,9 @@ import copy
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
+from ganbench.checkpoint import load_tensors, tensors_sha256
 from ganbench.config import load_config
 from ganbench.trials import canonical_json, expand, trial_key
 
@@ -63,18 +65,31 @@ def test_key_changes_with_everything_that_defines_the_result(tiny_config):
     assert expand(load_config(str(tiny_config())), "cuda")[0].key != base.key  # device type
 
 
-def test_key_changes_with_code_version_and_schema():
-    config = {
-        "schema": 1,
-        "architecture": {"name": "dcgan", "version": "1", "code": "abc", "params": {}},
-    }
-    for path, value in (("schema", 2), ("version", "2"), ("code", "abd")):
+def test_key_changes_with_version_and_schema():
+    config = {"schema": 2, "architecture": {"name": "dcgan", "version": "1", "params": {}}}
+    for path, value in (("schema", 3), ("version", "2")):
         changed = copy.deepcopy(config)
         if path == "schema":
             changed["schema"] = value
         else:
             changed["architecture"][path] = value
         assert trial_key(changed) != trial_key(config)
+
+
+def test_keys_read_no_source_file(monkeypatch):
+    """A comment or a refactor keeps every key: expanding the smoke matrix never hashes a
+    source file (those hashes are provenance, written into each record's env)."""
+    import ganbench.keys
+
+    def refuse(cls):
+        raise AssertionError(f"a key read the source of {cls.__qualname__}")
+
+    monkeypatch.setattr(ganbench.keys, "source_file_hash", refuse)
+    trials = expand(load_config("smoke"), "cpu")
+    for t in trials:
+        for part in ("architecture", "dataset", "evaluator"):
+            if part in t.config:
+                assert set(t.config[part]) == {"name", "version", "params"}, t.config[part]
 
 
 def test_evaluation_key_depends_on_its_train_trial(tiny_config):
@@ -87,3 +102,43 @@ def test_evaluation_key_depends_on_its_train_trial(tiny_config):
         if t.kind == "evaluate"
     ][0]
     assert a.config["evaluator"] == b.config["evaluator"] and a.key != b.key
+
+
+def test_records_keep_the_source_files_and_git_commit_as_provenance(tiny_config, tmp_path):
+    from ganbench.runner import run_matrix
+    from ganbench.store import Store
+
+    store = Store(tmp_path / "s.sqlite")
+    run_matrix(load_config(str(tiny_config())), store, device="cpu", quiet=True, log=print)
+    dcgan = Path(__file__).resolve().parents[1] / "architectures" / "dcgan.py"
+    digest = hashlib.sha256(dcgan.read_bytes()).hexdigest()[:16]
+    for rec in store.records():
+        assert rec.env["code"]["architectures/dcgan.py"] == digest
+        assert "git_commit" in rec.env
+    train = next(r for r in store.records() if r.kind == "train")
+    weights = store.artifact_dir(train.key) / "model.safetensors"
+    assert train.outputs["weights_sha256"] == tensors_sha256(load_tensors(weights))
+    mmd = next(r for r in store.records() if r.labels.get("evaluator") == "mmd")
+    assert "bench/metrics/mmd.py" in mmd.env["code"]
+
+
+def test_weights_hash_is_the_tensors_not_the_file(tmp_path):
+    """safetensors writes metadata in a random order per process: the hash must not see it."""
+    import torch
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(4, dtype=torch.float16)}
+    hashes = set()
+    for i in range(4):
+        code = (
+            "import sys, torch\n"
+            "from ganbench.checkpoint import save_tensors\n"
+            "t = {'b': torch.arange(6.0).reshape(2, 3), 'a': torch.ones(4, dtype=torch.float16)}\n"
+            "save_tensors(t, sys.argv[1], {'architecture': 'x', 'version': '1', 'z': 'q'})\n"
+        )
+        path = tmp_path / f"w{i}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+        hashes.add(tensors_sha256(load_tensors(path)))
+    assert hashes == {tensors_sha256(tensors)}
+    changed = dict(tensors, b=tensors["b"] + 1e-6)
+    assert tensors_sha256(changed) != tensors_sha256(tensors)
+    assert tensors_sha256({"c": tensors["b"], "a": tensors["a"]}) != tensors_sha256(tensors)

@@ -9,7 +9,7 @@ from torch import nn
 from ganbench.architectures.dcgan import DCGANDiscriminator, dcgan_init
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import Score
+from ganbench.scores import EXACT, Score
 
 from ._stats import paired_samples
 
@@ -81,7 +81,7 @@ def c2st(
     if n < 2:
         raise ValueError(f"C2ST needs at least 2 images per side, got {n}")
     device = real.device if device is None else torch.device(device)
-    images = torch.cat([real, fake]).detach().to(device, torch.float32)
+    images = torch.cat([real, fake]).detach().to(device, torch.get_default_dtype())
     labels = torch.cat([torch.ones(n), torch.zeros(n)]).to(device)
 
     generator = torch.Generator().manual_seed(seed)
@@ -148,8 +148,20 @@ class C2ST(Evaluator):
             "upper end of the 95% Clopper-Pearson interval of the held-out accuracy",
             primary=False,
         ),
-        Score("c2st_n", "none", "images per side used (real and generated)", primary=False),
-        Score("c2st_n_test", "none", "held-out images the accuracy is measured on", primary=False),
+        Score(
+            "c2st_n",
+            "none",
+            "images per side used (real and generated)",
+            primary=False,
+            tolerance=EXACT,
+        ),
+        Score(
+            "c2st_n_test",
+            "none",
+            "held-out images the accuracy is measured on",
+            primary=False,
+            tolerance=EXACT,
+        ),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:

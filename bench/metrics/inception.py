@@ -27,6 +27,7 @@ file's path and sha256 are recorded in ``fid_inception.json``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -38,7 +39,7 @@ import torch
 from ganbench.errors import ConfigError, NotApplicable
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import Score
+from ganbench.scores import EXACT, Score
 
 from ._stats import paired_samples
 from .fidelity import _Uint8Images, fidelity_inputs
@@ -96,6 +97,11 @@ def _load_error(exc: Exception) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     detail = re.sub(r"\x1b\[[0-9;]*m", "", lines[0])[:160] if lines else ""
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+@functools.cache
+def _cached_sha256(path: str, mtime: float) -> str:
+    return file_sha256(Path(path))
 
 
 def file_sha256(path: Path) -> str:
@@ -197,8 +203,18 @@ class InceptionFID(Evaluator):
             "Inception-v3 features, mean over random subsets (torch-fidelity)",
             ideal=0.0,
         ),
-        Score("fid_inception_n", "none", "images per side used", primary=False),
+        Score("fid_inception_n", "none", "images per side used", primary=False, tolerance=EXACT),
     )
+
+    @classmethod
+    def key_params(cls, params: dict) -> dict:
+        """The weights by their sha256 (``weights_sha256``), not by their path on this machine:
+        the same file anywhere gives the same keys, another file at the same path others."""
+        path = Path(params.get("weights", "")).expanduser()
+        if not params.get("weights", "").strip() or not path.is_file():
+            return params  # n/a without weights; a missing file fails the trial, named
+        out = {k: v for k, v in params.items() if k != "weights"}
+        return out | {"weights_sha256": _cached_sha256(str(path.resolve()), path.stat().st_mtime)}
 
     def __init__(self, **params) -> None:
         super().__init__(**params)

@@ -15,7 +15,7 @@ import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import Score
+from ganbench.scores import EXACT, NOISY, Score
 
 from ._stats import paired_features
 
@@ -121,6 +121,7 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             f"unbiased squared maximum mean discrepancy between real and generated {space}, "
             "Gaussian kernel with median-heuristic bandwidth; 0 = same distribution",
             ideal=0.0,
+            tolerance=NOISY,
         ),
         Score(
             f"{name}_p_value",
@@ -134,6 +135,7 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             f"median-heuristic bandwidth (multi-bandwidth), on {space}",
             ideal=0.0,
             primary=False,
+            tolerance=NOISY,
         ),
         Score(
             f"{name}_multi_p_value",
@@ -147,7 +149,7 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             f"Gaussian kernel bandwidth σ: median pairwise distance of the pooled {what}",
             primary=False,
         ),
-        Score(f"{name}_n", "none", f"{what} per side used", primary=False),
+        Score(f"{name}_n", "none", f"{what} per side used", primary=False, tolerance=EXACT),
     )
 
 

@@ -30,7 +30,7 @@ from scipy.stats import binomtest
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import Score
+from ganbench.scores import EXACT, NOISY, Score
 
 from ._stats import paired_features
 
@@ -166,8 +166,8 @@ class KnnC2ST(_FeatureMetric):
             "upper end of the 95% Clopper-Pearson interval",
             primary=False,
         ),
-        Score("knn_c2st_k", "none", "neighbours voting", primary=False),
-        Score("knn_c2st_n", "none", "images per side used", primary=False),
+        Score("knn_c2st_k", "none", "neighbours voting", primary=False, tolerance=EXACT),
+        Score("knn_c2st_n", "none", "images per side used", primary=False, tolerance=EXACT),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
@@ -199,7 +199,7 @@ class OneNN(_FeatureMetric):
             "the same over the generated points alone (below 0.5: generated points sit on real "
             "ones, as copies would)",
         ),
-        Score("one_nn_n", "none", "images per side used", primary=False),
+        Score("one_nn_n", "none", "images per side used", primary=False, tolerance=EXACT),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
@@ -219,6 +219,7 @@ class Memorisation(_FeatureMetric):
             "median distance of a generated image to its nearest training image over the same for "
             "held-out real images (domain features): ~1 = no closer than new data, near 0 = copies",
             ideal=1.0,
+            tolerance=NOISY,
         ),
         Score(
             "memorised_fraction",
@@ -231,6 +232,7 @@ class Memorisation(_FeatureMetric):
             "none",
             "median nearest-training distance, generated",
             primary=False,
+            tolerance=NOISY,
         ),
         Score(
             "nearest_train_held_out",
@@ -238,7 +240,7 @@ class Memorisation(_FeatureMetric):
             "median nearest-training distance, held-out real",
             primary=False,
         ),
-        Score("memorisation_n", "none", "generated images used", primary=False),
+        Score("memorisation_n", "none", "generated images used", primary=False, tolerance=EXACT),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:

@@ -57,7 +57,7 @@ import torch
 from ganbench.errors import ConfigError, GanbenchError, NotApplicable
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import Score
+from ganbench.scores import EXACT, Score
 
 PAIRS_STREAM = 41  # ctx.rng stream of the latent pairs and t (the same for ppl and ppl_w)
 SAMPLING = ("full", "end")
@@ -326,6 +326,7 @@ class PerceptualPathLength(_PathLength):
             "none",
             "latent pairs drawn (the mean is over those between the percentiles)",
             primary=False,
+            tolerance=EXACT,
         ),
     )
 
@@ -343,5 +344,6 @@ class PerceptualPathLengthW(_PathLength):
             "none",
             "latent pairs drawn (the mean is over those between the percentiles)",
             primary=False,
+            tolerance=EXACT,
         ),
     )
