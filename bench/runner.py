@@ -283,8 +283,9 @@ def run_matrix(
     parallel = max(1, n_workers) if executor == "local" else 1
 
     def show(now: str = "") -> None:
-        left = bar.total - bar.n
-        text = f"{left} left, about {duration(eta.seconds / parallel)} to go"
+        # trials still to run; those not applicable by capability are recorded n/a at no cost
+        left = sum(1 for t in todo if t.key in eta.left and not t.not_applicable)
+        text = f"{left} to run, about {duration(eta.seconds / parallel)} to go"
         bar.set_postfix_str(f"{text} · {now}" if now else text, refresh=True)
 
     def begin(trial: Trial, pid: int | None = None) -> None:

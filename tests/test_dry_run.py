@@ -91,4 +91,4 @@ def test_the_progress_line_shows_trials_done_left_and_time_to_go(tiny_config, tm
     costs = history([])
     run_matrix(config, store, device="cpu", quiet=False, log=lambda s: None, costs=costs)
     err = capsys.readouterr().err
-    assert "trials done" in err and "left, about" in err and "to go" in err
+    assert "trials done" in err and "to run, about" in err and "to go" in err
