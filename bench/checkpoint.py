@@ -51,9 +51,11 @@ def load_tensors(path: Path, where: str = "checkpoint") -> dict[str, torch.Tenso
         ) from None
 
 
-def save_checkpoint(arch, path: Path) -> None:
-    """Write the architecture's weights atomically."""
-    save_tensors(arch.state_tensors(), path, {"architecture": arch.name, "version": arch.version})
+def save_checkpoint(arch, path: Path) -> str:
+    """Write the architecture's weights atomically; returns their :func:`tensors_sha256`."""
+    tensors = arch.state_tensors()
+    save_tensors(tensors, path, {"architecture": arch.name, "version": arch.version})
+    return tensors_sha256(tensors)
 
 
 def load_checkpoint(arch, path: Path) -> None:

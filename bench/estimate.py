@@ -19,7 +19,6 @@ committed board's timings, when the store is empty).
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -27,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganbench.errors import GanbenchError
 from ganbench.keys import canonical_json
+from ganbench.reproduce import load_records
 from ganbench.trials import Trial
 
 FALLBACK_STEP_S = 0.1
@@ -152,12 +153,11 @@ def history(records: Iterable[dict[str, Any]], bundle_dir: Path | None = None) -
             if path.name.startswith("submitted-"):
                 continue
             try:
-                bundle = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                records = load_records(path)
+            except GanbenchError:
                 continue  # the renderer reports unreadable bundles; an estimate does without
-            for rec in bundle.get("records", []) if isinstance(bundle, dict) else []:
-                if isinstance(rec, dict):
-                    out.add(rec)
+            for rec in records.values():
+                out.add(rec)
     return out
 
 
