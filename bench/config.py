@@ -54,6 +54,7 @@ TOP_LEVEL = {
     "metrics": list,
     "explainers": list,
     "references": list,
+    "checkpoints": list,
     "exclude": list,
     "train": dict,
     "architecture": dict,
@@ -97,6 +98,9 @@ class MatrixConfig:
     metrics: list[str] = field(default_factory=list)
     explainers: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
+    # step counts < each architecture's budget: the first seed also trains to each, and the
+    # quality metrics score those partial trainings (the validity table's monotonicity)
+    checkpoints: list[int] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
     train_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -299,6 +303,7 @@ def parse_config(
         raise ConfigError(f"{source}: key 'datasets' must name at least one dataset")
 
     cfg.exclude = _exclude(source, data.get("exclude", []), cfg)
+    cfg.checkpoints = _checkpoints(source, data.get("checkpoints", []))
 
     train = dict(data.get("train", {}))
     overrides = {k: train.pop(k) for k in list(train) if isinstance(train[k], dict)}
@@ -456,6 +461,16 @@ def _param_tables(
         cls = lookup(name)
         out[name] = resolve_params(cls.defaults, given.get(name), f"{source}: [{table}.{name}]")
     return out
+
+
+def _checkpoints(source: str, values: list) -> list[int]:
+    """``checkpoints``: distinct positive step counts, sorted."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(
+                f"{source}: key 'checkpoints' lists step counts (integers >= 1), got {v!r}"
+            )
+    return sorted(set(values))
 
 
 def apply_overrides(cfg: MatrixConfig, seeds: list[int] | None, only: list[str]) -> MatrixConfig:

@@ -34,6 +34,10 @@ class Evaluator:
     # (explainers that any architecture can be scored by) or "intrinsic" (explanations an
     # architecture offers by design); None: inferred by :func:`evaluator_family`
     family: ClassVar[str | None] = None
+    # what an explainability evaluator explains: "generator" (what G learned: its units, its
+    # latent directions), or "discriminator" (an attribution method explaining D's logit: the
+    # board ranks these methods against each other, not the architectures)
+    explains: ClassVar[str] = "generator"
 
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params(self.defaults, params, f"evaluator {self.name!r}")

@@ -64,9 +64,26 @@ TABLE_TITLES = {
     ),
     "ranking": (
         "Ranking",
-        "Mean win rate (HELM-style): the share of other architectures an architecture beats, "
-        "averaged over the directional columns of the quality table, and of the explainability "
-        "table where there is one.",
+        "Each architecture on its margin over its own untrained control (for quality: the "
+        "share of the untrained-to-real-data gap it closes), as the mean win rate over the "
+        "columns that passed their validity gate (HELM-style), with a 95% bootstrap interval "
+        "over seeds; ranks whose intervals overlap are ties. Explainability ranks what the "
+        "generators learned (dissection, directions, intrinsic explanations), apart from "
+        "the attribution methods. Cost is shown, never ranked.",
+    ),
+    "validity": (
+        "Metric validity",
+        "Per score: how far real data lies from the untrained controls in seed spreads (or how "
+        "often it beats its control), Kendall τ between training steps and the score along "
+        "one training's checkpoints (+1: better at every checkpoint), its mean rank agreement "
+        "with the other scores, and whether it ranks. A score that an untrained network ties "
+        "or beats is shown greyed and left out of every ranking.",
+    ),
+    "explainer_ranking": (
+        "Which attribution method is most faithful",
+        "Methods explaining the trained discriminators' logits, each on its margin over its "
+        "own random control; mean win rate over D × score columns with a 95% bootstrap "
+        "interval. Sanity (cascading randomisation) and cost are shown, not ranked.",
     ),
     "cost": ("Cost", "Training cost per architecture, mean over seeds."),
     "explainer_cost": (

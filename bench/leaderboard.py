@@ -41,7 +41,27 @@ from ganbench.submission import (
     check_submission,
     read_bundle,
 )
-from ganbench.trials import SCHEMA_VERSION, Trial, domain_plan, domain_weights_of, expand
+from ganbench.trials import (
+    CHECKPOINT,
+    SCHEMA_VERSION,
+    Trial,
+    domain_plan,
+    domain_weights_of,
+    expand,
+)
+from ganbench.validity import (
+    Entry,
+    Gate,
+    RankColumn,
+    Ranked,
+    combine,
+    control_gate,
+    monotonicity,
+    quality_gate,
+    rank,
+    rank_agreement,
+    separation,
+)
 
 DEVICE_TYPES = ("cuda", "cpu")
 # how a submitted architecture's rows are marked
@@ -119,6 +139,10 @@ class Column:
     evaluator: str | None = None
     score: Score | None = None
     numeric: bool = True
+    # a directional score column that failed its validity gate: greyed, never bold, left out
+    # of every ranking; ``note`` says why
+    unranked: bool = False
+    note: str = ""
 
 
 @dataclass
@@ -130,6 +154,7 @@ class Cell:
     title: str = ""
     bold: bool = False
     status: str = ""  # "" | "n/a" | "failed" | "missing"
+    unranked: bool = False  # in a column that failed its validity gate (shown greyed)
 
 
 @dataclass
@@ -316,7 +341,11 @@ class MatrixView:
     def rows(self, dataset: str) -> list[Row]:
         seen: dict[tuple[str, str], Row] = {}
         for t in self.trials:
-            if t.labels["dataset"] == dataset and t.kind != "domain":
+            if (
+                t.labels["dataset"] == dataset
+                and t.kind != "domain"
+                and t.labels["reference"] != CHECKPOINT
+            ):
                 lab = t.labels
                 arch = lab["architecture"] if lab["reference"] != "real" else "real data"
                 sub = self.submitted.get(arch)
@@ -390,35 +419,107 @@ def _score_cell(view: MatrixView, dataset: str, row: Row, ev: str, score: Score)
     )
 
 
-def win_rates(
-    means: dict[int, dict[str, float]], columns: list[tuple[str, Score]], rows: list[Row]
-) -> dict[int, float]:
-    """HELM-style mean win rate: per directional column, the share of other architectures a row beats."""
-    contenders = [i for i, r in enumerate(rows) if not r.is_control]
-    rates: dict[int, list[float]] = defaultdict(list)
-    for ev, score in columns:
+def seed_values(
+    view: MatrixView, dataset: str, row: Row | None, ev: str, score: Score
+) -> tuple[list[float], list[float]]:
+    """Per-seed values of ``score`` in one row (finished trials only), and of its control
+    where the score declares one."""
+    values: list[float] = []
+    controls: list[float] = []
+    if row is None:
+        return values, controls
+    for _, rec in view.cells(dataset, row, "evaluate", ev):
+        scores = (rec or {}).get("scores") or {}
+        if rec and rec["status"] == "finished" and score.name in scores:
+            values.append(scores[score.name])
+            if score.control and score.control in scores:
+                controls.append(scores[score.control])
+    return values, controls
+
+
+def column_kind(ev: str) -> str:
+    """How a column is validated and ranked: "quality" (metrics), "generator" (what a
+    generator learned: dissection, directions, intrinsic explanations), "discriminator" (an
+    attribution method explaining D's logit: ranked against the other methods)."""
+    family = evaluator_family(ev)
+    if family == "quality":
+        return "quality"
+    if family == "explainability" and evaluator_registry(ev).get(ev).explains == "discriminator":
+        return "discriminator"
+    return "generator"
+
+
+def _rows_by_reference(view: MatrixView, dataset: str):
+    rows = view.rows(dataset)
+    trained = [r for r in rows if r.reference == "trained"]
+    untrained = {r.architecture: r for r in rows if r.reference == "untrained"}
+    real = next((r for r in rows if r.reference == "real"), None)
+    return trained, untrained, real
+
+
+def column_gates(view: MatrixView, dataset: str) -> dict[str, Gate]:
+    """The validity gate of every directional primary column on ``dataset``
+    (``ganbench.validity``): quality scores must put real data beyond every untrained
+    control; attribution scores must beat their random control; scores of what a generator
+    learned must put trained networks above their untrained selves (and beat their random
+    control where they declare one). Costs never rank."""
+    trained, untrained, real = _rows_by_reference(view, dataset)
+    gates: dict[str, Gate] = {}
+    for ev, score in score_columns(view.cfg):
+        col = f"{ev}/{score.name}"
         if score.direction == "none":
             continue
-        col = f"{ev}/{score.name}"
-        have = [i for i in contenders if col in means[i]]
-        if len(have) < 2:
+        if score.cost:
+            gates[col] = Gate(False, "a cost: shown, never ranked")
             continue
-        sign = 1 if score.direction == "higher" else -1
-        for i in have:
-            beats = sum(sign * means[i][col] > sign * means[j][col] for j in have if j != i)
-            ties = sum(means[i][col] == means[j][col] for j in have if j != i)
-            rates[i].append((beats + 0.5 * ties) / (len(have) - 1))
-    return {i: float(np.mean(v)) for i, v in rates.items()}
+        values = {r.architecture: seed_values(view, dataset, r, ev, score) for r in trained}
+        base = {
+            a: seed_values(view, dataset, r, ev, score)[0]
+            for a, r in untrained.items()
+            if a in values
+        }
+        kind = column_kind(ev)
+        if kind == "quality":
+            real_values = seed_values(view, dataset, real, ev, score)[0]
+            gates[col] = quality_gate(
+                real_values, {a: v for a, v in base.items() if v}, score.direction
+            )
+            continue
+        with_control = {a: (v, c) for a, (v, c) in values.items()}
+        if kind == "discriminator":
+            if not score.control:
+                gates[col] = Gate(False, "declares no random control to validate it against")
+            else:
+                gates[col] = control_gate(with_control, score.direction, "its random control")
+            continue
+        learned = control_gate(
+            {a: (values[a][0], b) for a, b in base.items()},
+            score.direction,
+            "the same network untrained",
+        )
+        if score.control:
+            gates[col] = combine(
+                control_gate(with_control, score.direction, "its random control"), learned
+            )
+        else:
+            gates[col] = learned
+    return gates
 
 
 def score_table(
-    view: MatrixView, dataset: str, evaluators: list[str]
-) -> tuple[Table | None, dict[str, float]]:
-    """Rows × primary scores of ``evaluators``, best in bold, with win rates; and the win rate
-    of each architecture by name. Rows whose every cell is ``n/a`` are left out."""
+    view: MatrixView,
+    dataset: str,
+    evaluators: list[str],
+    gates: dict[str, Gate],
+    ranking: dict[str, Ranked] | None = None,
+) -> Table | None:
+    """Rows × primary scores of ``evaluators``, best in bold among the architectures in the
+    columns that passed their validity gate (the others greyed, with the reason on hover),
+    and each architecture's rank interval where ``ranking`` is given. Rows whose every cell is
+    ``n/a`` are left out."""
     columns = score_columns(view.cfg, evaluators)
     if not columns:
-        return None, {}
+        return None
     rows = view.rows(dataset)
     cells: dict[int, list[Cell]] = {}
     means: dict[int, dict[str, float]] = defaultdict(dict)
@@ -426,14 +527,17 @@ def score_table(
         cells[i] = []
         for ev, score in columns:
             cell = _score_cell(view, dataset, row, ev, score)
+            gate = gates.get(f"{ev}/{score.name}")
+            cell.unranked = gate is not None and not gate.ranked
             cells[i].append(cell)
             if cell.sort is not None:
                 means[i][f"{ev}/{score.name}"] = cell.sort
-    # best in bold among the architectures (controls are context, not contenders)
+    # best in bold among the architectures (controls are context, not contenders), in the
+    # columns that may rank
     for c, (ev, score) in enumerate(columns):
-        if score.direction == "none":
-            continue
         col = f"{ev}/{score.name}"
+        if score.direction == "none" or not (gates.get(col) and gates[col].ranked):
+            continue
         have = {
             i: means[i][col] for i, r in enumerate(rows) if not r.is_control and col in means[i]
         }
@@ -443,40 +547,64 @@ def score_table(
                 cells[i][c].bold = v == best
     keep = [i for i in range(len(rows)) if any(c.status != "n/a" for c in cells[i])]
     if not keep:
-        return None, {}
-    rates = win_rates({j: means[i] for j, i in enumerate(keep)}, columns, [rows[i] for i in keep])
-    rates = {keep[j]: r for j, r in rates.items()}
+        return None
+    header = []
+    for ev, s in columns:
+        gate = gates.get(f"{ev}/{s.name}")
+        unranked = gate is not None and not gate.ranked
+        header.append(
+            Column(
+                f"{s.name} {s.arrow}".strip() + (" (unranked)" if unranked else ""),
+                ev,
+                s,
+                unranked=unranked,
+                note=gate.reason if gate is not None else "",
+            )
+        )
     out = Table(
         [Column("architecture", numeric=False), Column("seeds")]
-        + [Column(f"{s.name} {s.arrow}".strip(), ev, s) for ev, s in columns]
-        + [Column("win rate ↑")],
+        + header
+        + ([Column("rank ↓")] if ranking is not None else []),
         [],
     )
     for i in keep:
         row = rows[i]
         evals = view.cells(dataset, row, "evaluate")
         seeds = len({t.labels["seed"] for t, rec in evals if rec and rec["status"] == "finished"})
-        if row.is_control or i not in rates:
-            rate = Cell("" if row.is_control else "–", None)
-        else:
-            rate = Cell(f"{rates[i]:.2f}", rates[i])
+        extra = []
+        if ranking is not None:
+            r = ranking.get(row.label)
+            extra = [_rank_cell(r, ranking) if r else Cell("" if row.is_control else "–")]
         out.rows.append(
             TableRow(
                 row.label,
                 row.is_control,
-                [Cell(row.label, title=row.title), Cell(str(seeds), seeds), *cells[i], rate],
+                [Cell(row.label, title=row.title), Cell(str(seeds), seeds), *cells[i], *extra],
             )
         )
-    by_name = {rows[i].label: r for i, r in rates.items()}
-    return out, by_name
+    return out
 
 
-def explainer_tables(view: MatrixView, dataset: str) -> list[tuple[str, str, Table]]:
+def _rank_cell(r: Ranked, ranking: dict[str, Ranked]) -> Cell:
+    text = r.rank_words()
+    title = (
+        f"rank {r.rank} (95% bootstrap interval {r.rank_words()}); mean win rate {r.rate:.2f} "
+        f"[{r.rate_low:.2f}, {r.rate_high:.2f}] over {r.columns} columns"
+    )
+    if r.tied_with:
+        text += " (tie)"
+        title += "; tied with " + ", ".join(r.tied_with)
+    return Cell(text, r.rank, title)
+
+
+def explainer_tables(
+    view: MatrixView, dataset: str, gates: dict[str, Gate]
+) -> list[tuple[str, str, Table]]:
     """One table per explainability evaluator: (name, its one-line doc, table), so that the
     explainer × score columns stay readable; empty tables are left out."""
     out = []
     for ev in view.evaluators_of("explainability"):
-        table, _ = score_table(view, dataset, [ev])
+        table = score_table(view, dataset, [ev], gates)
         if table is not None:
             doc = (evaluator_registry(ev).get(ev).__doc__ or "").strip().split("\n\n")[0]
             out.append((ev, " ".join(doc.replace("``", "`").replace(":mod:", "").split()), table))
@@ -485,7 +613,8 @@ def explainer_tables(view: MatrixView, dataset: str) -> list[tuple[str, str, Tab
 
 def shared_scores(evaluators: list[str]) -> list[Score]:
     """Directional primary scores that two or more of ``evaluators`` declare under one name
-    (deletion_auc of every attribution explainer): the columns explainers compete on."""
+    (``insertion_minus_deletion`` of every attribution explainer): the columns explainers
+    compete on."""
     seen: dict[str, list[Score]] = defaultdict(list)
     for ev in evaluators:
         for s in evaluator_registry(ev).get(ev).scores:
@@ -637,26 +766,279 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
     return (out if out.rows else None), per_step
 
 
+def architecture_ranking(
+    view: MatrixView, dataset: str, kinds: tuple[str, ...], gates: dict[str, Gate]
+) -> dict[str, Ranked]:
+    """The trained architectures ranked over the columns of ``kinds`` that passed their
+    gates, each on its margin over its own untrained control (for quality: the share of the
+    untrained-to-real gap it closes), with bootstrap rank intervals."""
+    trained, untrained, real = _rows_by_reference(view, dataset)
+    columns = []
+    for ev, score in score_columns(view.cfg):
+        col = f"{ev}/{score.name}"
+        if column_kind(ev) not in kinds or not (gates.get(col) and gates[col].ranked):
+            continue
+        real_values = seed_values(view, dataset, real, ev, score)[0]
+        entries = {}
+        for row in trained:
+            values = seed_values(view, dataset, row, ev, score)[0]
+            base = seed_values(view, dataset, untrained.get(row.architecture), ev, score)[0]
+            if values and base:
+                entries[row.label] = Entry(values, base, real_values)
+        if len(entries) >= 2:
+            columns.append(RankColumn(col, score, entries))
+    return rank(columns)
+
+
+def attribution_evaluators(view: MatrixView) -> list[str]:
+    return [ev for ev in view.cfg.explainers if column_kind(ev) == "discriminator"]
+
+
+def explainer_ranking(view: MatrixView, dataset: str) -> tuple[dict[str, Ranked], int, int]:
+    """The attribution methods ranked against each other: one column per trained D and
+    shared faithfulness score, each method on its margin over its own random control; a
+    column counts only where at least one method beats its control there beyond the seeds'
+    spread. Returns the ranking, the columns used and the columns offered."""
+    evaluators = attribution_evaluators(view)
+    trained, _, _ = _rows_by_reference(view, dataset)
+    columns, offered = [], 0
+    for score in shared_scores(evaluators):
+        if score.cost or not score.control:
+            continue
+        for row in trained:
+            entries = {}
+            for ev in evaluators:
+                cls = evaluator_registry(ev).get(ev)
+                if any(s.name == score.name for s in cls.scores):
+                    values, controls = seed_values(view, dataset, row, ev, cls.score(score.name))
+                    if values and controls:
+                        entries[ev] = Entry(values, controls)
+            if len(entries) < 2:
+                continue
+            offered += 1
+            if any(separation(e.values, e.baseline, score.direction).ok for e in entries.values()):
+                columns.append(RankColumn(f"{row.label}/{score.name}", score, entries))
+    return rank(columns), len(columns), offered
+
+
 def ranking_table(
-    quality: dict[str, float], explainability: dict[str, float], per_step: dict[str, float]
+    quality: dict[str, Ranked],
+    learned: dict[str, Ranked],
+    per_step: dict[str, float],
 ) -> Table | None:
-    """The summary ranking: architectures by mean win rate over the quality columns, beside
-    their win rate over the explainability columns and their cost."""
+    """The architectures by quality rank (ties where the bootstrap rank intervals overlap),
+    beside their rank on what their generators learned, and their cost (never ranked)."""
     if not quality:
         return None
-    cols = [Column("rank"), Column("architecture", numeric=False), Column("quality win rate ↑")]
-    if explainability:
-        cols.append(Column("explainability win rate ↑"))
-    cols.append(Column("s_per_step_median (s) ↓"))
+    cols = [
+        Column("quality rank ↓"),
+        Column("architecture", numeric=False),
+        Column("quality win rate ↑"),
+    ]
+    if learned:
+        cols += [Column("explainability rank ↓"), Column("explainability win rate ↑")]
+    cols.append(Column("s_per_step_median (s), not ranked"))
     out = Table(cols, [])
-    order = sorted(quality, key=lambda a: (-quality[a], a))
-    for rank, arch in enumerate(order, 1):
-        cells = [Cell(str(rank), rank), Cell(arch), Cell(f"{quality[arch]:.2f}", quality[arch])]
-        if explainability:
-            e = explainability.get(arch)
-            cells.append(Cell("–" if e is None else f"{e:.2f}", e))
+    order = sorted(quality, key=lambda a: (quality[a].rank, -quality[a].rate, a))
+    for arch in order:
+        q = quality[arch]
+        cells = [
+            _rank_cell(q, quality),
+            Cell(arch),
+            Cell(f"{q.rate:.2f} [{q.rate_low:.2f}, {q.rate_high:.2f}]", q.rate),
+        ]
+        if learned:
+            e = learned.get(arch)
+            cells += (
+                [
+                    _rank_cell(e, learned),
+                    Cell(f"{e.rate:.2f} [{e.rate_low:.2f}, {e.rate_high:.2f}]", e.rate),
+                ]
+                if e
+                else [Cell("–"), Cell("–")]
+            )
         cells.append(Cell(_fmt_cost(per_step.get(arch), "s"), per_step.get(arch)))
         out.rows.append(TableRow(arch, False, cells))
+    return out
+
+
+def explainer_ranking_table(view: MatrixView, dataset: str) -> tuple[Table | None, str]:
+    """Which attribution method is most faithful on this dataset's trained Ds, beside its
+    sanity (cascading randomisation) and cost, neither of which enters the rank."""
+    ranking, used, offered = explainer_ranking(view, dataset)
+    if not ranking:
+        return None, ""
+    trained, _, _ = _rows_by_reference(view, dataset)
+    out = Table(
+        [
+            Column("rank ↓"),
+            Column("explainer", numeric=False),
+            Column("faithfulness win rate ↑"),
+            Column("beats random control"),
+            Column("randomisation_rho ↓, not ranked"),
+            Column("s_per_image (s), not ranked"),
+        ],
+        [],
+    )
+    for ev in sorted(ranking, key=lambda e: (ranking[e].rank, -ranking[e].rate, e)):
+        r = ranking[ev]
+        cls = evaluator_registry(ev).get(ev)
+        beaten, compared, rho, cost = 0, 0, [], []
+        for row in trained:
+            for s in cls.scores:
+                if s.primary and s.control and not s.cost and s.direction != "none":
+                    v, c = seed_values(view, dataset, row, ev, s)
+                    if v and c:
+                        compared += 1
+                        beaten += separation(v, c, s.direction).ok
+            for name, bucket in (("randomisation_rho", rho), ("s_per_image", cost)):
+                if any(s.name == name for s in cls.scores):
+                    bucket += seed_values(view, dataset, row, ev, cls.score(name))[0]
+        rho_m = float(np.median(rho)) if rho else None
+        cost_m = float(np.median(cost)) if cost else None
+        out.rows.append(
+            TableRow(
+                ev,
+                False,
+                [
+                    _rank_cell(r, ranking),
+                    Cell(ev),
+                    Cell(f"{r.rate:.2f} [{r.rate_low:.2f}, {r.rate_high:.2f}]", r.rate),
+                    Cell(
+                        f"{beaten} of {compared}",
+                        beaten / compared if compared else None,
+                        "score × D pairs where the method beats its random control beyond the seeds' spread",
+                    ),
+                    Cell(
+                        "–" if rho_m is None else f"{rho_m:.3f}",
+                        rho_m,
+                        "median over the trained Ds",
+                    ),
+                    Cell(_fmt_cost(cost_m, "s"), cost_m, "median over the trained Ds"),
+                ],
+            )
+        )
+    note = (
+        f"{used} of {offered} D × score columns rank: in the others no method beats its random "
+        "control beyond the seeds' spread."
+    )
+    return out, note
+
+
+def _checkpoint_series(
+    view: MatrixView, dataset: str, ev: str, score: Score
+) -> dict[str, list[tuple[int, float]]]:
+    """Per architecture, (training steps, value) of its first seed: the untrained control (0
+    steps), the partial trainings (``checkpoints``) and the trained model."""
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for t in view.own:
+        lab = t.labels
+        if t.kind != "evaluate" or lab["dataset"] != dataset or lab.get("evaluator") != ev:
+            continue
+        if lab["reference"] == "real" or lab["seed"] != view.cfg.seeds_for(lab["architecture"])[0]:
+            continue
+        rec = view.records.get(t.key)
+        if not rec or rec["status"] != "finished" or score.name not in (rec["scores"] or {}):
+            continue
+        steps = {
+            "untrained": 0,
+            "trained": view.cfg.train_for(lab["architecture"])["steps"],
+            CHECKPOINT: lab.get("steps"),
+        }[lab["reference"]]
+        series[lab["architecture"]].append((steps, rec["scores"][score.name]))
+    return series
+
+
+def validity_table(view: MatrixView, dataset: str, gates: dict[str, Gate]) -> Table | None:
+    """Per directional score: whether it separates what it must (real data from untrained
+    controls, an explainer from its random control), whether it improves along one
+    training's checkpoints, how it agrees with the other scores' orderings, and whether it
+    ranks."""
+    trained, _, _ = _rows_by_reference(view, dataset)
+    cols = [(ev, s) for ev, s in score_columns(view.cfg) if f"{ev}/{s.name}" in gates]
+    if not cols:
+        return None
+    orderings: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    directions = {}
+    for ev, s in cols:
+        col = f"{ev}/{s.name}"
+        directions[col] = s.direction
+        means = {}
+        for row in trained:
+            v = seed_values(view, dataset, row, ev, s)[0]
+            if v:
+                means[row.label] = float(np.mean(v))
+        orderings[column_kind(ev)][col] = means
+    agreement = {}
+    for group in orderings.values():
+        agreement |= rank_agreement(group, directions)
+    out = Table(
+        [
+            Column("score", numeric=False),
+            Column("kind", numeric=False),
+            Column("separation", numeric=False),
+            Column("along checkpoints (Kendall τ)"),
+            Column("agreement with the other scores (mean τ)"),
+            Column("ranked", numeric=False),
+        ],
+        [],
+    )
+    kind_words = {
+        "quality": "quality",
+        "generator": "what G learned",
+        "discriminator": "explains D",
+    }
+    for ev, s in cols:
+        col = f"{ev}/{s.name}"
+        gate = gates[col]
+        kind = column_kind(ev)
+        if gate.separation is not None:
+            sep = Cell(
+                f"real vs untrained {gate.separation.words()}",
+                gate.separation.spreads if math.isfinite(gate.separation.spreads) else 1e9,
+                gate.reason,
+            )
+        else:
+            sep = Cell(gate.reason.split(";")[0] if gate.of else "–", gate.passed, gate.reason)
+        mono = (
+            monotonicity(_checkpoint_series(view, dataset, ev, s), s.direction)
+            if kind == "quality"
+            else None
+        )
+        mono_cell = (
+            Cell(
+                f"{mono[0]:+.2f} ({mono[1]} of {mono[2]} monotone)",
+                mono[0],
+                "Kendall τ between training steps and the score, signed so that +1 means it "
+                "improves at every checkpoint; mean over the architectures",
+            )
+            if mono
+            else Cell("–")
+        )
+        agree = agreement.get(col, {})
+        agree_cell = (
+            Cell(
+                f"{np.mean(list(agree.values())):+.2f}",
+                float(np.mean(list(agree.values()))),
+                "; ".join(f"{k}: {v:+.2f}" for k, v in sorted(agree.items())),
+            )
+            if agree
+            else Cell("–")
+        )
+        out.rows.append(
+            TableRow(
+                col,
+                False,
+                [
+                    Cell(f"{s.name} ({ev})"),
+                    Cell(kind_words[kind]),
+                    sep,
+                    mono_cell,
+                    agree_cell,
+                    Cell("yes" if gate.ranked else f"no: {gate.reason}", int(gate.ranked)),
+                ],
+            )
+        )
     return out
 
 
@@ -731,10 +1113,11 @@ def tidy_rows(view: MatrixView) -> list[dict[str, Any]]:
             "dataset": lab["dataset"],
             "architecture": lab["architecture"],
             "reference": lab["reference"],
+            "steps": lab.get("steps"),  # a partial training's steps (``checkpoints``)
             "seed": lab["seed"],
             "status": rec["status"],
-            "trial_key": t.key,
-            "git_commit": env.get("git_commit"),
+            "trial_key": t.key[:16],  # the full key is in the bundle (runs/*.json)
+            "git_commit": short_commit(env.get("git_commit")),
             "torch": env.get("torch"),
             "origin": _origin(view, lab["architecture"]),
         }
@@ -886,7 +1269,7 @@ def _copy_figures(
     """Copy sample grids into figures/; returns (dataset, arch, reference, seed) -> relative path."""
     figures = {}
     for t in view.trials:
-        if t.kind != "train":
+        if t.kind != "train" or t.labels["reference"] == CHECKPOINT:
             continue
         lab = t.labels
         rel = (
@@ -933,6 +1316,82 @@ def _copy_explainer_figures(
     return figures
 
 
+def _copy_per_class_tables(view: MatrixView, store_artifacts: Path, out: Path) -> dict:
+    """Copy the per-class tables explainers wrote (``*_per_class.json``, e.g. InfoGAN's code
+    values matched to classes) beside the figures; (dataset, arch, seed) -> [(evaluator, path)]
+    for the trained rows. Copies from an earlier render stay usable from the bundle alone."""
+    found: dict[tuple[str, str, int], list[tuple[str, Path]]] = defaultdict(list)
+    for t in view.trials:
+        lab = t.labels
+        if t.kind != "evaluate" or lab["reference"] != "trained":
+            continue
+        rec = view.records.get(t.key)
+        if not rec or rec["status"] != "finished":
+            continue
+        folder = out / "figures" / view.slug / lab["dataset"]
+        prefix = f"{lab['architecture']}-trained-seed{lab['seed']}-{lab['evaluator']}-"
+        src_dir = store_artifacts / t.key
+        for src in sorted(src_dir.glob("*_per_class.json")) if src_dir.is_dir() else []:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, folder / (prefix + src.name))
+        for dst in sorted(folder.glob(prefix + "*_per_class.json")) if folder.is_dir() else []:
+            found[(lab["dataset"], lab["architecture"], lab["seed"])].append(
+                (lab["evaluator"], dst)
+            )
+    return found
+
+
+def per_class_tables(tables: dict, dataset: str) -> list[tuple[str, Table]]:
+    """One table per classifier head that codes were matched against: a row per trained
+    architecture and seed, a column per class, each cell the share of the images generated
+    from the class's code values that the domain network puts in that class (hover: the
+    code values and the class's recall)."""
+    by_head: dict[str, list[tuple[str, int, dict]]] = defaultdict(list)
+    for (ds, arch, seed), files in sorted(tables.items()):
+        if ds != dataset:
+            continue
+        for _, path in files:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if "classes" in data and "head" in data:
+                by_head[data["head"]].append((arch, seed, data))
+    out = []
+    for head, entries in sorted(by_head.items()):
+        names = entries[0][2].get("class_names") or [
+            str(c["class"]) for c in entries[0][2]["classes"]
+        ]
+        table = Table(
+            [Column("architecture", numeric=False), Column("seed"), Column("code accuracy ↑")]
+            + [Column(str(n)) for n in names],
+            [],
+        )
+        for arch, seed, data in entries:
+            cells = [
+                Cell(arch),
+                Cell(str(seed), seed),
+                Cell(f"{data['code_accuracy']:.3f}", data["code_accuracy"]),
+            ]
+            by_class = {c["class"]: c for c in data["classes"]}
+            for i in range(len(names)):
+                c = by_class.get(i)
+                if c is None or not c.get("codes"):
+                    cells.append(Cell("–", None, "no code value matched to this class"))
+                    continue
+                cells.append(
+                    Cell(
+                        f"{c['accuracy']:.2f}",
+                        c["accuracy"],
+                        f"code values {', '.join(map(str, c['codes']))}: {c['correct']} of {c['n']} "
+                        f"images in this class; recall {c.get('recall', float('nan')):.2f}",
+                    )
+                )
+            table.rows.append(TableRow(f"{arch} seed {seed}", False, cells))
+        out.append((head, table))
+    return out
+
+
 def _budget_words(cfg: MatrixConfig, arch: str) -> str:
     train = cfg.train_for(arch)
     words = f"{train['steps']} steps × batch {train['batch_size']}"
@@ -960,6 +1419,9 @@ class Section:
     plots: list[tuple[str, str]]  # (caption, figure path)
     provenance: Table
     submissions: list[str]
+    notes: dict[str, str] = field(default_factory=dict)  # a line under a table, by table name
+    # (classifier head, table): code values matched to classes (InfoGAN's codes)
+    per_class: list[tuple[str, Table]] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -1029,22 +1491,29 @@ def build_section(
     out: Path,
     figures: dict[tuple[str, str, str, int], str],
     explainer_figures: dict[tuple[str, str, str, int], list[tuple[str, str]]],
+    class_tables: dict | None = None,
 ) -> Section:
+    class_tables = class_tables or {}
     cfg = view.cfg
-    quality, q_rates = score_table(view, dataset, view.evaluators_of("quality"))
-    # the explainability win rate runs over every explainer's columns at once; the tables
-    # are shown one per explainer
-    _, e_rates = score_table(view, dataset, view.evaluators_of("explainability"))
-    intrinsic, _ = score_table(view, dataset, view.evaluators_of("intrinsic"))
+    gates = column_gates(view, dataset)
+    q_rank = architecture_ranking(view, dataset, ("quality",), gates)
+    # what the generators learned (dissection, directions, intrinsic explanations): ranked
+    # apart from quality, and apart from the attribution methods that explain D
+    g_rank = architecture_ranking(view, dataset, ("generator",), gates)
     cost, per_step = cost_table(view, dataset)
+    explainer_rank, explainer_note = explainer_ranking_table(view, dataset)
     tables = {
-        "quality": quality,
-        "ranking": ranking_table(q_rates, e_rates, per_step),
+        "quality": score_table(view, dataset, view.evaluators_of("quality"), gates, q_rank),
+        "ranking": ranking_table(q_rank, g_rank, per_step),
+        "validity": validity_table(view, dataset, gates),
         "cost": cost,
+        "explainer_ranking": explainer_rank,
         "explainer_cost": explainer_cost_table(view, dataset),
         "winners": winners_table(view, dataset),
-        "intrinsic": intrinsic,
+        "intrinsic": score_table(view, dataset, view.evaluators_of("intrinsic"), gates),
     }
+    q_rates = {a: r.rate for a, r in q_rank.items()}
+    e_rates = {a: r.rate for a, r in g_rank.items()}
     samples, explanations = [], []
     for row in view.rows(dataset):
         if row.reference == "real":
@@ -1069,21 +1538,37 @@ def build_section(
         view,
         dataset,
         tables,
-        explainer_tables(view, dataset),
+        explainer_tables(view, dataset, gates),
         domain_line(view, dataset),
         samples,
         explanations,
         plots,
         provenance_table(view, dataset),
         submissions,
+        {"explainer_ranking": explainer_note} if explainer_note else {},
+        per_class_tables(class_tables, dataset),
     )
 
 
 MD_HEADINGS = {
+    "per_class": "**Codes per class** (head `{head}` of the domain network: per class, the "
+    "share of the images generated from its matched code values that land in it; hover: the "
+    "code values and the class's recall)",
     "quality": "**Sample quality** (mean ± std over seeds; best architecture in bold; "
-    "rows in italics are controls, not contenders)",
-    "ranking": "**Ranking** (mean win rate: the share of other architectures an architecture "
-    "beats, averaged over the directional columns, HELM-style)",
+    "rows in italics are controls, not contenders; columns marked *unranked* failed their "
+    "validity gate: see the validity table)",
+    "ranking": "**Ranking** (each architecture on its margin over its own untrained control: "
+    "for quality, the share of the untrained-to-real-data gap it closes; the mean win rate "
+    "over the columns that passed their validity gate, HELM-style, with its 95% bootstrap "
+    "interval; ranks whose intervals overlap are ties; cost is shown, never ranked)",
+    "validity": "**Metric validity** (per score: real data against the untrained controls in "
+    "seed spreads, or how often it beats its control; Kendall τ between training steps and "
+    "the score along one training's checkpoints; its mean rank agreement with the other "
+    "scores; whether it ranks)",
+    "explainer_ranking": "**Which attribution method is most faithful** (methods explaining "
+    "the trained discriminators' logits, each on its margin over its own random control, "
+    "win rate over D × score columns with its 95% bootstrap interval; sanity and cost shown, "
+    "not ranked)",
     "explainability": "**Explainability** (explainers any architecture can be scored by, each "
     "beside its control where it declares one; mean ± std over seeds)",
     "explainer_cost": "**Explainer cost** (seconds of the attribution pass per explained image, "
@@ -1135,6 +1620,7 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         if sec.domain:
             parts += [sec.domain, ""]
         parts += _md_block(t["ranking"], MD_HEADINGS["ranking"], notes)
+        parts += _md_block(t["validity"], MD_HEADINGS["validity"], notes)
         parts += ["**Cost**", ""]
         parts += [
             markdown_table(t["cost"], notes) if t["cost"] else "_no finished training trials_",
@@ -1149,6 +1635,9 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
                 *(f"| {_md_label(lab)} | ![{lab} samples]({rel}) |" for lab, rel in sec.samples),
                 "",
             ]
+        if t["explainer_ranking"]:
+            parts += _md_block(t["explainer_ranking"], MD_HEADINGS["explainer_ranking"], notes)
+            parts += [sec.notes.get("explainer_ranking", ""), ""]
         if t["explainer_cost"]:
             parts += _md_block(t["explainer_cost"], MD_HEADINGS["explainer_cost"], notes)
         if sec.explainers:
@@ -1157,6 +1646,8 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
                 parts += [f"*{ev}*: {doc}", "", markdown_table(table, notes), ""]
         parts += _md_block(t["winners"], MD_HEADINGS["winners"], notes)
         parts += _md_block(t["intrinsic"], MD_HEADINGS["intrinsic"], notes)
+        for head, table in sec.per_class:
+            parts += _md_block(table, MD_HEADINGS["per_class"].format(head=head), notes)
         if sec.explanations:
             parts += [
                 f"**Explanation figures** ({_first_seed_words(cfg)})",
@@ -1201,7 +1692,11 @@ def write_bundle(view: MatrixView, out: Path) -> Path:
         "device_type": view.device_type,
         "records": records,
     }
-    path.write_text(json.dumps(bundle, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    # one record per line: compact (the bundle is committed) and still a readable diff
+    head = {k: v for k, v in bundle.items() if k != "records"}
+    lines = [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records]
+    text = json.dumps(head, sort_keys=True)[:-1] + ', "records": [\n' + ",\n".join(lines) + "\n]}\n"
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -1266,8 +1761,10 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
     for view in views:
         figures = _copy_figures(view, artifacts, out)
         explainer_figures = _copy_explainer_figures(view, artifacts, out)
+        class_tables = _copy_per_class_tables(view, artifacts, out)
         sections = [
-            build_section(view, d, out, figures, explainer_figures) for d in view.cfg.datasets
+            build_section(view, d, out, figures, explainer_figures, class_tables)
+            for d in view.cfg.datasets
         ]
         all_sections.extend(sections)
         body.append(render_view(view, sections))

@@ -96,6 +96,7 @@ class Planned:
             "dataset": lab.get("dataset"),
             "seed": lab.get("seed"),
             "evaluator": lab.get("evaluator"),
+            "steps": lab.get("steps"),  # a partial training's (``checkpoints``)
             "status": self.status,
             "estimated_s": round(self.seconds, 1),
             "estimate_from": self.basis,

@@ -80,6 +80,8 @@ class Score:
     # same explainer fed random attributions; the leaderboard shows it beside this score
     control: str | None = None
     tolerance: Tolerance | None = DEFAULT_TOLERANCE
+    # a cost (seconds, memory): shown in the cost tables, never in a ranking
+    cost: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ARROWS:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ganbench.config import NUMERICS_KEYS, TRAIN_DEFAULTS, MatrixConfig
 from ganbench.datasets.domain import domain_config, domain_ref, pinned_network
+from ganbench.evaluator import evaluator_family
 from ganbench.keys import SCHEMA_VERSION, canonical_json, part_of, trial_key
 from ganbench.registry import evaluator_registry, get_architecture, get_dataset
 
@@ -28,6 +29,11 @@ __all__ = [
     "train_config",
     "trial_key",
 ]
+
+
+# the reference label of a partial training of the first seed (``checkpoints`` in a matrix;
+# its labels hold ``steps``)
+CHECKPOINT = "checkpoint"
 
 
 @dataclass
@@ -194,6 +200,8 @@ def expand(
                 variants = [("trained", train["steps"])]
                 if "untrained" in cfg.references:
                     variants.append(("untrained", 0))
+                if seed == cfg.seeds_for(arch)[0]:
+                    variants += [(CHECKPOINT, s) for s in cfg.checkpoints if s < train["steps"]]
                 for reference, steps in variants:
                     tcfg = train_config(
                         cfg.base_architecture(arch),
@@ -211,31 +219,30 @@ def expand(
                         "seed": seed,
                         "reference": reference,
                     }
+                    if reference == CHECKPOINT:
+                        labels["steps"] = steps
                     t = Trial(trial_key(tcfg), "train", tcfg, labels)
                     trials.append(t)
-                    sources.append(
-                        (reference, arch, t.key, {"train": t.key}, arch_cls.capabilities)
-                    )
+                    sources.append((labels, t.key, {"train": t.key}, arch_cls.capabilities))
             if "real" in cfg.references:
                 src = {
                     "real": {"dataset": part_of(get_dataset(dataset), dparams), "split": "train"}
                 }
-                sources.append(("real", None, None, src, frozenset()))
-            for reference, arch, train_key, source, caps in sources:
+                labels = {"architecture": "real data", "dataset": dataset, "seed": seed}
+                sources.append((labels | {"reference": "real"}, None, src, frozenset()))
+            for source_labels, train_key, source, caps in sources:
+                reference = source_labels["reference"]
+                arch = None if reference == "real" else source_labels["architecture"]
                 for ev in cfg.evaluators:
                     ev_cls = evaluator_registry(ev).get(ev)
+                    if reference == CHECKPOINT and evaluator_family(ev) != "quality":
+                        continue  # partial trainings are scored by the quality metrics only
                     econfig = evaluate_config(cfg, ev, source, seed, device_type, plan.ref)
                     extra = dict(domain_extra) if "domain" in econfig else {}
                     if econfig["evaluator"]["params"] != cfg.evaluator_params[ev]:
                         extra["evaluator_params"] = cfg.evaluator_params[ev]  # e.g. a local path
                     who = arch if arch else "the real-data reference"
-                    labels = {
-                        "architecture": arch or "real data",
-                        "dataset": dataset,
-                        "seed": seed,
-                        "reference": reference,
-                        "evaluator": ev,
-                    }
+                    labels = source_labels | {"evaluator": ev}
                     evaluations.append(
                         Trial(
                             trial_key(econfig),

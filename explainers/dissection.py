@@ -6,43 +6,74 @@ not the image itself), over ``n`` generated images:
 
 1. Each unit's **level** t_u is the ``quantile`` (default 0.995, gandissect's
    ``quantile_threshold = 0.005``) of all its activations, over every image and position,
-   at the layer's own resolution.
-2. Each unit's map is upsampled to image size (bilinear, as gandissect's upsampler) and
-   thresholded: the unit is *on* where its activation is >= t_u. Ties at the level count
-   as on, so a binary map is thresholded at its on-set; when t_u is the unit's minimum (a
-   unit at its floor on more than 99.5% of positions, e.g. a mostly silent ReLU) only the
-   positions above t_u are on, so a silent unit is never on everywhere.
-3. The generated images are segmented with the dataset's segmenter (digits: background,
+   at the layer's own resolution; its minimum and maximum are kept too.
+2. A unit whose activations hardly vary (max - min <= 1e-4 of its magnitude: a constant
+   unit, a dead ReLU, a bias-only channel) cannot be thresholded meaningfully: it is marked
+   **degenerate** and is never on, never labelled.
+3. Each other unit's map is upsampled to image size (bilinear, as gandissect's upsampler)
+   and thresholded with a float tolerance tau_u = 1e-5 of the unit's magnitude (bilinear
+   interpolation of a plateau at t_u returns t_u give or take an ulp): the unit is *on*
+   where its activation is >= t_u - tau_u, so ties at the level count as on and a binary map
+   is on at its plateau; when t_u is the unit's minimum (a unit at its floor on more than
+   1 - ``quantile`` of positions, e.g. a mostly silent ReLU), only positions above
+   t_u + tau_u are on.
+4. The generated images are segmented with the dataset's segmenter (digits: background,
    stroke and per-class strokes ``stroke_k`` from the domain classifier; shapes: background,
    the three shapes and the six colours).
-4. IoU(u, c) = sum_images |on_u ∩ mask_c| / sum_images |on_u ∪ mask_c|: intersections and
+5. IoU(u, c) = sum_images |on_u ∩ mask_c| / sum_images |on_u ∪ mask_c|: intersections and
    unions are summed over all images before dividing, not averaged per image.
 
-A unit is **labelled** with its best concept when that IoU exceeds ``iou_threshold`` (0.05,
-the paper's rule). Per layer: the number and share of labelled (interpretable) units, the
-**agreement** (mean IoU of the labelled units' best concepts; 0 when none is labelled),
-and the number of distinct concepts covered. The scores are those of the **best layer**
-(most interpretable units; ties by agreement; with none anywhere, the layer whose best
-unit has the highest IoU); every layer's numbers are in ``dissection.json``.
+**Labels: agreement beyond chance.** A fixed IoU threshold alone is reached by units that
+draw nothing: a unit on at 5% of pixels independently of the image has IoU about 0.05 with a
+concept covering most of the image, and a sparse unit on at more pixels (its floor is its
+level) has more. So a unit is **labelled** with concept c only when both
 
-Note what the threshold implies: a unit is on at about 1 - quantile of all pixels, so its
-IoU with a concept covering a share f of the pixels is at most (1 - quantile) / f. The
-``iou_ceiling`` of each concept is in the JSON; large concepts (a background) cannot be
-labelled at the default quantile, by construction of the method.
+* IoU(u, c) > ``iou_threshold`` (0.05, the paper's rule), and
+* its agreement with c is significantly larger with the image's own segmentation than with
+  another image's: the images are taken in pairs (2j, 2j+1) of their batch, and for each pair
+  d = I(on_2j, mask_2j) + I(on_2j+1, mask_2j+1) - I(on_2j, mask_2j+1) - I(on_2j+1, mask_2j)
+  (I: intersection). If the unit's map carries nothing about its own image's segmentation,
+  exchanging the two masks leaves the pair's distribution unchanged, so each d is symmetric
+  about 0 and the pairs are independent; the **evidence** T = sum d / sqrt(sum d^2) then
+  exceeds x with probability at most exp(-x^2/2) (Hoeffding for random signs), whatever the
+  maps look like (sparse, smooth, spatially biased). T must exceed
+  sqrt(2 ln(U K / ``alpha``)) (U units, K concepts), so that the chance of any false label
+  in a layer is at most ``alpha`` (0.01). T is at most sqrt(pairs), so with fewer than
+  about 2 ln(U K / alpha) pairs no unit can be labelled. A unit's label is its passing
+  concept of highest IoU; an unlabelled unit's reported concept is its best by IoU.
 
-**Control.** The same IoUs with every image's unit maps paired with the segmentation of
-another image of its batch (rolled by one): what agreement spatial priors alone give (a
-unit always on at the centre agrees with centred objects without drawing them).
+Per layer: the number and share of labelled (interpretable) units, the **agreement** (mean
+IoU of the labelled units' concepts; 0 when none is labelled), and the number of distinct
+concepts covered. The scores are those of the **best layer**: most labelled units; ties by
+agreement above its control; with none labelled anywhere, the layer whose unit has the
+largest evidence. Layers of noise or constant units label nothing, so they cannot be
+reported in place of a layer that draws. Every layer's numbers are in ``dissection.json``.
+
+**IoU ceiling.** Two sets of sizes A and M have IoU at most min(A, M) / max(A, M); summed
+over images, a unit on at a share a of all pixels and a concept covering f of them have
+IoU <= min(a, f) / max(a, f). Each unit's ``iou_ceiling`` (for its reported concept) and
+``on_share`` are in the JSON: a continuous unit is on at about 1 - quantile of the pixels
+(so large concepts cannot reach a high IoU at a high quantile), a binary unit at its
+plateau, with a ceiling up to 1.
+
+**Control.** The labelled units' IoU with their concepts when every image's unit maps are
+paired with the segmentation of another image of its batch (rolled by one): what spatial
+priors alone give those units (a unit always on at the centre agrees with centred objects
+without drawing them). The count's control is the number of units the same rule (IoU and
+evidence, computed the same way) labels when every image is given the segmentation of the
+image two places back in its batch (so each pair is tested against another pair's masks):
+every unit is unrelated to what it is compared with, so this counts the false labels to
+expect (batches of fewer than 4 images are left out of it).
 
 **Streaming, bounded memory.** Pass 1 keeps, per unit, only the top ceil((1 - q) N h w)
 activations seen so far (merged batch by batch with ``topk``), which gives the exact
 level; pass 2 regenerates the same latents (evaluation mode is deterministic) and
-accumulates intersection counts (units x concepts), on-counts and concept counts batch by
-batch. Nothing at full resolution outlives its batch.
+accumulates intersection counts (units x concepts), the pairs' sums of d and d^2, on-counts
+and concept counts batch by batch. Nothing at full resolution outlives its batch.
 
-**Intervention** (the best layer). For each concept that labels one of its units (or, with
-none labelled, the best unit's concept), the ``top_k`` units (default 20, the paper's
-figure; at most ``max_unit_share`` of the layer) ranked by IoU with that concept are
+**Intervention** (the best layer). For each concept that labels one of its units, the
+``top_k`` units (default 20, the paper's figure; at most ``max_unit_share`` of the layer)
+ranked by IoU with that concept are
 
 * **ablated** (their outputs set to 0) while ``n_intervention`` fresh images are generated
   (the paper uses >= 1,000; fewer in smoke): the **average causal effect** is the drop in
@@ -54,12 +85,13 @@ figure; at most ``max_unit_share`` of the layer) ranked by IoU with that concept
   image coordinates).
 
 Each is compared with as many **random units** of the same layer (``random_repeats``
-draws, averaged), the leaderboard's control beside the score.
+draws, averaged), the leaderboard's control beside the score. With no labelled unit there is
+no concept unit to intervene on: every ``ace_*`` score and its control is 0.
 
-Figures: ``dissection.png`` (the best layer's most agreeing units, each over the images
-where it is most on, its on-region outlined, titled unit, concept and IoU) and
-``dissection-ablation.png`` (a few images before and after ablating the top units of the
-concept with the largest effect, and after ablating as many random units).
+Figures: ``dissection.png`` (the best layer's labelled units first, then the most agreeing,
+each over the images where it is most on, its on-region outlined, titled unit, concept and
+IoU) and ``dissection-ablation.png`` (a few images before and after ablating the top units of
+the concept with the largest effect, and after ablating as many random units).
 """
 
 from __future__ import annotations
@@ -83,7 +115,7 @@ class TopLevel:
 
     The ``quantile`` level of T values is the m-th largest, m = ceil((1 - quantile) T), so
     only each unit's m largest values seen so far are kept (a (units, m) buffer), merged
-    with every batch by ``topk``; the unit's minimum is tracked as well.
+    with every batch by ``topk``; the unit's minimum and maximum are tracked as well.
     """
 
     def __init__(self, units: int, total: int, quantile: float) -> None:
@@ -98,6 +130,7 @@ class TopLevel:
         self.units = units
         self.top: torch.Tensor | None = None
         self.minimum = torch.full((units,), math.inf)
+        self.maximum = torch.full((units,), -math.inf)
         self.seen = 0
 
     def update(self, acts: torch.Tensor) -> None:
@@ -105,6 +138,7 @@ class TopLevel:
         flat = acts.detach().float().transpose(0, 1).reshape(self.units, -1).cpu()
         self.seen += flat.shape[1]
         self.minimum = torch.minimum(self.minimum, flat.min(1).values)
+        self.maximum = torch.maximum(self.maximum, flat.max(1).values)
         pool = flat if self.top is None else torch.cat([self.top, flat], 1)
         self.top = pool.topk(min(self.m, pool.shape[1]), dim=1).values
 
@@ -114,14 +148,47 @@ class TopLevel:
         return self.top[:, self.m - 1].clone()
 
 
-def on_map(acts: torch.Tensor, level: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
-    """Where each unit is on: >= its level, or > it where the level is the unit's minimum.
+# float tolerance of a comparison with a unit's level, relative to the unit's magnitude: bilinear
+# interpolation of a plateau at the level returns it give or take a few ulps (0.7 -> 0.70000005)
+REL_TOL = 1e-5
+# a unit whose activations span at most this share of its magnitude is degenerate (constant)
+NEAR_CONSTANT = 1e-4
 
-    ``acts`` (B, U, H, W); ``level``, ``floor`` (U,). Returns bool (B, U, H, W).
+
+def magnitude(*values: torch.Tensor) -> torch.Tensor:
+    """Per unit, the largest absolute value among ``values`` (each (U,))."""
+    return torch.stack([v.abs() for v in values]).amax(0)
+
+
+def degenerate_units(floor: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """Units (bool (U,)) whose activations hardly vary: max - min <= NEAR_CONSTANT of their
+    magnitude (a constant unit, a dead ReLU). No threshold separates anything in them."""
+    return (top - floor) <= NEAR_CONSTANT * magnitude(floor, top)
+
+
+def on_map(
+    acts: torch.Tensor,
+    level: torch.Tensor,
+    floor: torch.Tensor,
+    top: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Where each unit is on: >= its level (less a float tolerance), or above it (plus the
+    tolerance) where the level is the unit's minimum; never, for a degenerate unit (when its
+    maximum ``top`` is given).
+
+    ``acts`` (B, U, H, W); ``level``, ``floor``, ``top`` (U,). Returns bool (B, U, H, W).
     """
-    lv = level.to(acts).view(1, -1, 1, 1)
-    strict = (level <= floor).to(acts.device).view(1, -1, 1, 1)
-    return torch.where(strict, acts > lv, acts >= lv)
+    ref = (level, floor) if top is None else (level, floor, top)
+    tol = REL_TOL * magnitude(*ref)
+    at_floor = (level - floor) <= tol
+    view = (1, -1, 1, 1)
+    lv = level.to(acts).view(view)
+    tv = tol.to(acts).view(view)
+    strict = at_floor.to(acts.device).view(view)
+    on = torch.where(strict, acts > lv + tv, acts >= lv - tv)
+    if top is not None:
+        on &= ~degenerate_units(floor, top).to(acts.device).view(view)
+    return on
 
 
 def upsample(acts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -131,24 +198,83 @@ def upsample(acts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class IoUTally:
-    """Intersections of unit on-maps with concept masks, summed over images, and the counts."""
+    """Intersections of unit on-maps with concept masks, summed over images, and the counts;
+    and, over pairs of images, the sums of d and d^2 of the exchange test (module docstring)."""
 
     def __init__(self, units: int, concepts: int) -> None:
         self.inter = torch.zeros(units, concepts, dtype=torch.float64)
         self.inter_rolled = torch.zeros(units, concepts, dtype=torch.float64)
+        self.pair_sum = torch.zeros(units, concepts, dtype=torch.float64)
+        self.pair_sq = torch.zeros(units, concepts, dtype=torch.float64)
+        self.pairs = 0
+        # the control run of the rule: every image given the segmentation two places back
+        # in its batch, so that each pair is tested against another pair's masks
+        self.inter_control = torch.zeros(units, concepts, dtype=torch.float64)
+        self.control_sum = torch.zeros(units, concepts, dtype=torch.float64)
+        self.control_sq = torch.zeros(units, concepts, dtype=torch.float64)
+        self.on_control = torch.zeros(units, dtype=torch.float64)
+        self.concept_control = torch.zeros(concepts, dtype=torch.float64)
         self.on = torch.zeros(units, dtype=torch.float64)
         self.concept = torch.zeros(concepts, dtype=torch.float64)
 
     def update(self, on: torch.Tensor, masks: torch.Tensor) -> None:
-        """``on`` (B, U, H, W) bool, ``masks`` (B, K, H, W) bool, the same images in order."""
+        """``on`` (B, U, H, W) bool, ``masks`` (B, K, H, W) bool, the same images in order.
+        Images 2j and 2j+1 of the batch form a pair; an odd batch's last image is in no pair.
+        The control run needs batches of 4 or more (two places back must be another pair)."""
         b = on.shape[0]
         a = on.flatten(2).float()
         m = masks.flatten(2).float().to(a.device)
-        self.inter += torch.einsum("bup,bkp->uk", a, m).double().cpu()
+        own = torch.einsum("bup,bkp->buk", a, m)  # per image; counts, exact in float32
+        self.inter += own.sum(0).double().cpu()
         partner = m.roll(1, dims=0) if b > 1 else m
         self.inter_rolled += torch.einsum("bup,bkp->uk", a, partner).double().cpu()
         self.on += a.sum((0, 2)).double().cpu()
         self.concept += m.sum((0, 2)).double().cpu()
+        s, q = self._pairs(a, m, own)
+        self.pair_sum += s
+        self.pair_sq += q
+        self.pairs += b // 2
+        if b >= 4:
+            other = m.roll(2, dims=0)
+            own_c = torch.einsum("bup,bkp->buk", a, other)
+            self.inter_control += own_c.sum(0).double().cpu()
+            s, q = self._pairs(a, other, own_c)
+            self.control_sum += s
+            self.control_sq += q
+            self.on_control += a.sum((0, 2)).double().cpu()
+            self.concept_control += m.sum((0, 2)).double().cpu()
+
+    @staticmethod
+    def _pairs(a: torch.Tensor, m: torch.Tensor, own: torch.Tensor):
+        """Sums of d and d^2 over the pairs (2j, 2j+1), ``own`` the per-image intersections
+        of ``a`` with ``m``."""
+        even = a.shape[0] - a.shape[0] % 2
+        units, concepts = own.shape[1:]
+        if not even:
+            zero = torch.zeros(units, concepts, dtype=torch.float64)
+            return zero, zero.clone()
+        swap = torch.arange(even, device=a.device).view(-1, 2).flip(1).reshape(-1)
+        cross = torch.einsum("bup,bkp->buk", a[:even], m[swap])
+        d = (own[:even] - cross).double().view(even // 2, 2, units, concepts).sum(1)
+        return d.sum(0).cpu(), (d**2).sum(0).cpu()
+
+    @staticmethod
+    def _evidence(total: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+        root = squares.sqrt()
+        return torch.where(root > 0, total / root.clamp_min(1e-300), torch.zeros_like(root))
+
+    def evidence(self) -> torch.Tensor:
+        """T = sum d / sqrt(sum d^2) per unit and concept (0 where every d is 0): under the
+        hypothesis that a unit's maps carry nothing about their own image's segmentation,
+        P(T >= x) <= exp(-x^2 / 2)."""
+        return self._evidence(self.pair_sum, self.pair_sq)
+
+    def control(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """IoU and evidence of the control run (each image given the segmentation two places
+        back in its batch): the rule's chance level, every unit being unrelated to the masks
+        it is compared with."""
+        iou = self._iou(self.inter_control, self.on_control, self.concept_control)
+        return iou, self._evidence(self.control_sum, self.control_sq)
 
     @staticmethod
     def _iou(inter: torch.Tensor, on: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
@@ -162,10 +288,33 @@ class IoUTally:
         return self._iou(self.inter_rolled, self.on, self.concept)
 
 
-def label_units(iou: torch.Tensor, threshold: float) -> dict:
-    """Best concept per unit and the layer's summary, from IoU (U, K)."""
-    best, concept = iou.max(1)
-    labelled = best > threshold
+def critical_evidence(units: int, concepts: int, alpha: float) -> float:
+    """The evidence a unit-concept pair needs so that, over the U K pairs of a layer, the
+    chance of any false label is at most ``alpha`` (P(T >= x) <= exp(-x^2/2), Bonferroni)."""
+    return math.sqrt(2.0 * math.log(max(units * concepts, 1) / alpha))
+
+
+def label_units(
+    iou: torch.Tensor,
+    threshold: float,
+    evidence: torch.Tensor | None = None,
+    critical: float | None = None,
+) -> dict:
+    """Concept per unit and the layer's summary, from IoU (U, K).
+
+    A unit-concept pair passes when its IoU exceeds ``threshold`` and, when ``evidence``
+    (U, K) is given, its evidence exceeds ``critical``. A unit with a passing concept is
+    labelled with the passing concept of highest IoU; any other unit keeps its best concept
+    by IoU, unlabelled.
+    """
+    passes = iou > threshold
+    if evidence is not None:
+        passes &= evidence > critical
+    labelled = passes.any(1)
+    best_any, concept_any = iou.max(1)
+    best_pass, concept_pass = torch.where(passes, iou, torch.full_like(iou, -1.0)).max(1)
+    best = torch.where(labelled, best_pass, best_any)
+    concept = torch.where(labelled, concept_pass, concept_any)
     n = int(labelled.sum())
     return {
         "best_iou": best,
@@ -175,7 +324,7 @@ def label_units(iou: torch.Tensor, threshold: float) -> dict:
         "interpretable_share": n / max(len(best), 1),
         "agreement": float(best[labelled].mean()) if n else 0.0,
         "concepts": sorted({int(c) for c in concept[labelled]}),
-        "max_iou": float(best.max()) if len(best) else 0.0,
+        "max_iou": float(best_any.max()) if len(best) else 0.0,
     }
 
 
@@ -201,10 +350,11 @@ def batches(n: int, size: int) -> list[slice]:
 
 @register_explainer("dissection")
 class DissectionExplainer(Evaluator):
-    """Unit–concept agreement of every hidden generator layer, and the causal effect of the
-    best layer's concept units by ablation and insertion, against random units."""
+    """Unit–concept agreement of every hidden generator layer, labels tested against other
+    images' segmentations, and the causal effect of the best layer's concept units by ablation
+    and insertion, against random units."""
 
-    version = "1"
+    version = "2"
     family = "explainability"
     requires = frozenset({"layers"})
     requires_dataset = frozenset({"segmenter", "domain"})
@@ -212,6 +362,7 @@ class DissectionExplainer(Evaluator):
         "n": 1000,
         "quantile": 0.995,
         "iou_threshold": 0.05,
+        "alpha": 0.01,
         "top_k": 20,
         "max_unit_share": 0.25,
         "n_intervention": 1000,
@@ -223,30 +374,34 @@ class DissectionExplainer(Evaluator):
         Score(
             "dissection_agreement",
             "higher",
-            "mean IoU (summed over images) of the best layer's labelled units with their best "
+            "mean IoU (summed over images) of the best layer's labelled units with their "
             "concept, a unit being on where it exceeds its activation quantile set by the "
             "`quantile` parameter (the paper's 0.995 by default; 0.95 in the shipped configs); "
-            "labelled: IoU > 0.05; 0 when no unit is labelled",
+            "labelled: IoU > 0.05 and significantly higher with each image's own segmentation "
+            "than with another image's (at most 1% chance of any false label per layer); 0 when "
+            "no unit is labelled",
             control="dissection_agreement_rolled",
         ),
         Score(
             "dissection_agreement_rolled",
             "none",
-            "the same with each image's unit maps paired with another image's segmentation: "
-            "the agreement spatial priors alone give",
+            "the labelled units' mean IoU when each image's unit maps are paired with another "
+            "image's segmentation: the agreement spatial priors alone give them",
             primary=False,
         ),
         Score(
             "interpretable_units",
             "higher",
-            "number of units of the best layer labelled with a concept (IoU > 0.05)",
+            "number of units of the best layer labelled with a concept (IoU > 0.05 and "
+            "significantly above other images' segmentations); the best layer has the most",
             control="interpretable_units_rolled",
             tolerance=UNIT_COUNT,
         ),
         Score(
             "interpretable_units_rolled",
             "none",
-            "the same count with the maps paired with other images' segmentations",
+            "units the same rule labels when every image is given another image's "
+            "segmentation: the false labels to expect",
             primary=False,
             tolerance=UNIT_COUNT,
         ),
@@ -281,14 +436,16 @@ class DissectionExplainer(Evaluator):
             "ace_ablation",
             "higher",
             "average causal effect: drop in a concept's pixel share of the segmented output when "
-            "the top-k units by IoU with it are zeroed, mean over the best layer's concepts",
+            "the top-k units by IoU with it are zeroed, mean over the best layer's labelled "
+            "concepts; 0 when no unit is labelled",
             control="ace_ablation_random",
             tolerance=VERY_NOISY,
         ),
         Score(
             "ace_ablation_random",
             "none",
-            "the same drop when as many random units of the layer are zeroed",
+            "the same drop when as many random units of the layer are zeroed (0 when no unit "
+            "is labelled)",
             primary=False,
             tolerance=VERY_NOISY,
         ),
@@ -388,6 +545,8 @@ class DissectionExplainer(Evaluator):
             raise ValueError(
                 "dissection: needs n >= 2, n_intervention >= 1, top_k >= 1, random_repeats >= 1"
             )
+        if not 0.0 < p["alpha"] < 1.0:
+            raise ValueError(f"dissection: alpha must lie in (0, 1), got {p['alpha']}")
         segmenter = ctx.segmenter()
         concepts = list(segmenter.concepts)
         z = ctx.model.sample_latent(p["n"], generator=ctx.rng(60)).cpu()
@@ -395,7 +554,7 @@ class DissectionExplainer(Evaluator):
         names = list(modules)
         parts = batches(p["n"], p["batch_size"])
 
-        # pass 1: exact per-unit levels, streaming
+        # pass 1: exact per-unit levels, minima and maxima, streaming
         levels: dict[str, TopLevel] = {}
         image_size = None
         for sl in parts:
@@ -409,68 +568,103 @@ class DissectionExplainer(Evaluator):
                 levels[name].update(a)
         level = {name: levels[name].levels() for name in names}
         floor = {name: levels[name].minimum for name in names}
+        top = {name: levels[name].maximum for name in names}
 
-        # pass 2: the same latents again, segmented; IoU counts summed over images
+        # pass 2: the same latents again, segmented; IoU counts and pair statistics
         tallies = {name: None for name in names}
         for sl in parts:
             x, outs = self._run_with_record(ctx, z[sl], modules)
             masks = segmenter(x).bool()
             for name in names:
-                on = on_map(upsample(outs[name], image_size), level[name], floor[name])
+                up = upsample(outs[name], image_size)
+                on = on_map(up, level[name], floor[name], top[name])
                 if tallies[name] is None:
                     tallies[name] = IoUTally(on.shape[1], len(concepts))
                 tallies[name].update(on, masks)
         pixels = p["n"] * image_size[0] * image_size[1]
-        concept_share = (tallies[names[0]].concept / pixels).tolist()
+        concept_count = tallies[names[0]].concept
+        concept_share = (concept_count / pixels).tolist()
 
         per_layer, summaries, iou = {}, {}, {}
         for depth, name in enumerate(names):
             t = tallies[name]
             iou[name] = t.iou()
-            s = label_units(iou[name], p["iou_threshold"])
-            r = label_units(t.iou_rolled(), p["iou_threshold"])
-            summaries[name] = (s, r)
+            rolled = t.iou_rolled()
+            evidence = t.evidence()
+            units = iou[name].shape[0]
+            crit = critical_evidence(units, len(concepts), p["alpha"])
+            s = label_units(iou[name], p["iou_threshold"], evidence, crit)
+            # the controls: the labelled units against other images' segmentations, and the
+            # units the rule labels when every image is given another image's segmentation
+            lab = s["labelled"]
+            idx = torch.arange(units)
+            s_rolled_iou = rolled[idx, s["best_concept"]]
+            agreement_rolled = float(s_rolled_iou[lab].mean()) if int(lab.sum()) else 0.0
+            c_iou, c_evidence = t.control()
+            false_labels = label_units(c_iou, p["iou_threshold"], c_evidence, crit)["labelled"]
+            unit_evidence = evidence[idx, s["best_concept"]]
+            degenerate = degenerate_units(floor[name], top[name])
+            on_count = t.on
+            c_count = concept_count[s["best_concept"]]
+            big = torch.maximum(on_count, c_count)
+            ceiling = torch.where(
+                big > 0, torch.minimum(on_count, c_count) / big.clamp_min(1), torch.zeros_like(big)
+            )
+            summaries[name] = {
+                **s,
+                "agreement_rolled": agreement_rolled,
+                "interpretable_rolled": int(false_labels.sum()),
+                "max_evidence": float(unit_evidence.max()) if units else 0.0,
+            }
             per_layer[name] = {
                 "depth": depth,
-                "units": len(s["best_iou"]),
+                "units": units,
+                "degenerate_units": int(degenerate.sum()),
+                "pairs": t.pairs,
+                "critical_evidence": crit,
                 "interpretable": s["interpretable"],
                 "interpretable_share": s["interpretable_share"],
                 "agreement": s["agreement"],
                 "concepts_covered": [concepts[c] for c in s["concepts"]],
                 "rolled": {
-                    "interpretable": r["interpretable"],
-                    "agreement": r["agreement"],
+                    "interpretable": summaries[name]["interpretable_rolled"],
+                    "agreement": agreement_rolled,
                 },
                 "units_detail": [
                     {
                         "unit": u,
                         "concept": concepts[int(s["best_concept"][u])],
                         "iou": float(s["best_iou"][u]),
-                        "labelled": bool(s["labelled"][u]),
+                        "iou_rolled": float(s_rolled_iou[u]),
+                        "evidence": float(unit_evidence[u]),
+                        "labelled": bool(lab[u]),
+                        "degenerate": bool(degenerate[u]),
                         "level": float(level[name][u]),
+                        "on_share": float(on_count[u] / pixels),
+                        "iou_ceiling": float(ceiling[u]),
                     }
-                    for u in range(len(s["best_iou"]))
+                    for u in range(units)
                 ],
             }
 
         def rank(name):
-            s = summaries[name][0]
-            return (s["interpretable"], s["agreement"], s["max_iou"])
+            s = summaries[name]
+            return (s["interpretable"], s["agreement"] - s["agreement_rolled"], s["max_evidence"])
 
-        if any(summaries[n][0]["interpretable"] for n in names):
+        if any(summaries[n]["interpretable"] for n in names):
             best = max(names, key=rank)
         else:
-            best = max(names, key=lambda n: summaries[n][0]["max_iou"])
-        s_best, r_best = summaries[best]
+            best = max(names, key=lambda n: summaries[n]["max_evidence"])
+        s_best = summaries[best]
 
         ace = self.intervene(ctx, modules[best], iou[best], s_best, level[best], concepts)
         scores = {
             "dissection_agreement": s_best["agreement"],
-            "dissection_agreement_rolled": r_best["agreement"],
+            "dissection_agreement_rolled": s_best["agreement_rolled"],
             "interpretable_units": float(s_best["interpretable"]),
-            "interpretable_units_rolled": float(r_best["interpretable"]),
+            "interpretable_units_rolled": float(s_best["interpretable_rolled"]),
             "interpretable_share": s_best["interpretable_share"],
-            "interpretable_units_all": float(sum(summaries[n][0]["interpretable"] for n in names)),
+            "interpretable_units_all": float(sum(summaries[n]["interpretable"] for n in names)),
             "concepts_covered": float(len(s_best["concepts"])),
             "best_layer_depth": names.index(best) / max(len(names) - 1, 1),
             **ace["scores"],
@@ -479,10 +673,10 @@ class DissectionExplainer(Evaluator):
             "params": p,
             "concepts": concepts,
             "concept_pixel_share": dict(zip(concepts, concept_share, strict=True)),
-            "iou_ceiling": {
-                c: (min(1.0, (1 - p["quantile"]) / f) if f > 0 else None)
-                for c, f in zip(concepts, concept_share, strict=True)
-            },
+            "label_rule": (
+                f"IoU > {p['iou_threshold']} and evidence > the layer's critical_evidence "
+                f"(sqrt(2 ln(units x concepts / {p['alpha']})))"
+            ),
             "layers": per_layer,
             "best_layer": best,
             "intervention": ace["report"],
@@ -491,7 +685,9 @@ class DissectionExplainer(Evaluator):
         ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         (ctx.artifact_dir / "dissection.json").write_text(json.dumps(report, indent=1))
         if p["figure"]:
-            self.unit_figure(ctx, modules[best], best, level[best], floor[best], s_best, concepts)
+            self.unit_figure(
+                ctx, modules[best], best, level[best], floor[best], top[best], s_best, concepts
+            )
             if ace["figure"] is not None:
                 self.ablation_figure(ctx, *ace["figure"])
         return scores
@@ -501,9 +697,21 @@ class DissectionExplainer(Evaluator):
         p = self.params
         units = iou.shape[0]
         k = max(1, min(p["top_k"], int(p["max_unit_share"] * units)))
-        targets = sorted(set(summary["concepts"])) or [
-            int(summary["best_concept"][iou.max(1).values.argmax()])
-        ]
+        targets = sorted(set(summary["concepts"]))
+        if not targets:  # no concept unit: nothing to intervene on, no effect
+            names = (
+                "ace_ablation",
+                "ace_ablation_random",
+                "ace_ablation_share",
+                "ace_ablation_share_random",
+                "ace_insertion",
+                "ace_insertion_random",
+            )
+            return {
+                "scores": dict.fromkeys(names, 0.0),
+                "report": {"k": k, "images": 0, "concepts": [], "skipped": "no labelled unit"},
+                "figure": None,
+            }
         z = ctx.model.sample_latent(p["n_intervention"], generator=ctx.rng(61)).cpu()
         parts = batches(len(z), p["batch_size"])
         segmenter = ctx.segmenter()
@@ -603,16 +811,18 @@ class DissectionExplainer(Evaluator):
         img = ((x.permute(1, 2, 0) + 1) / 2).clamp(0, 1).cpu().numpy()
         return np.repeat(img, 3, axis=2) if img.shape[-1] == 1 else img
 
-    def unit_figure(self, ctx, module, layer, level, floor, summary, concepts) -> None:
+    def unit_figure(self, ctx, module, layer, level, floor, top, summary, concepts) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        order = summary["best_iou"].argsort(descending=True)[:8].tolist()
+        # labelled units first, each group by IoU
+        key = summary["best_iou"].double() + 2.0 * summary["labelled"].double()
+        order = key.argsort(descending=True)[:8].tolist()
         z = ctx.model.sample_latent(64, generator=ctx.rng(63)).cpu()
         x, outs = self._run_with_record(ctx, z, {"m": module})
-        on = on_map(upsample(outs["m"], tuple(x.shape[-2:])), level, floor)
+        on = on_map(upsample(outs["m"], tuple(x.shape[-2:])), level, floor, top)
         cols = 5
         fig, axes = plt.subplots(
             len(order), cols, figsize=(1.2 * cols + 1.4, 1.25 * len(order) + 0.6), squeeze=False
@@ -634,8 +844,8 @@ class DissectionExplainer(Evaluator):
                 f"unit {u}\n{label}{tag}\nIoU {float(summary['best_iou'][u]):.3f}", fontsize=7
             )
         fig.suptitle(
-            f"GAN Dissection, layer {layer}: units by IoU with their best concept "
-            "(on-region outlined, rest dimmed)",
+            f"GAN Dissection, layer {layer}: labelled units, then the rest, by IoU with their "
+            "concept (on-region outlined, rest dimmed)",
             fontsize=8,
         )
         fig.tight_layout()

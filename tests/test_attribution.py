@@ -15,7 +15,7 @@ from ganbench.explainers.attribution import (
     Logit,
     batch_dependence,
     curve_fractions,
-    normalised_auc,
+    curve_scores,
     per_image_groups,
     perturbation_curves,
     reused_modules,
@@ -90,6 +90,7 @@ def test_maps_concentrate_where_the_logit_reads(name, digits, tmp_path):
     scores = ev.evaluate(ctx)
     assert scores["deletion_auc"] < scores["deletion_auc_random"], scores
     assert scores["insertion_auc"] > scores["insertion_auc_random"], scores
+    assert scores["insertion_minus_deletion"] > scores["insertion_minus_deletion_random"], scores
     assert (tmp_path / f"attribution-{name}.png").stat().st_size > 1000
     assert (tmp_path / f"attribution-{name}.json").exists()
 
@@ -99,6 +100,8 @@ def test_faithful_on_a_trained_discriminator(name, trained_dcgan, digits, tmp_pa
     scores = create_explainer(name, **SMALL).evaluate(eval_context(trained_dcgan, digits, tmp_path))
     assert scores["deletion_auc"] < scores["deletion_auc_random"] - 0.1, scores
     assert scores["insertion_auc"] > scores["insertion_auc_random"] + 0.1, scores
+    margin = scores["insertion_minus_deletion"] - scores["insertion_minus_deletion_random"]
+    assert margin > 0.2, scores
     assert scores["infidelity"] < scores["infidelity_random"], scores
     assert scores["s_per_image"] > 0 and scores["explained_n"] == 8
 
@@ -183,7 +186,8 @@ def test_every_registered_discriminator_is_explainable(name, digits):
 
 
 def test_curves_and_auc_on_an_additive_function():
-    """f = sum of pixels: deleting in the true order falls linearly in the deleted mass."""
+    """f = sum of pixels: deleting in the true order falls fastest; a random order sits at 0.5
+    and its insertion - deletion at 0; the reversed order is the mirror image of the true."""
     torch.manual_seed(0)
     x = torch.rand(3, 1, 8, 8)
     base = torch.zeros_like(x)
@@ -192,22 +196,39 @@ def test_curves_and_auc_on_an_additive_function():
         return batch.flatten(1).sum(1)
 
     true_order = x[:, 0]
-    t = torch.linspace(0, 1, 65)
+    t = curve_fractions(64)
+    assert t[0] == 0 and t[-1] == 1 and torch.allclose(t + t.flip(0), torch.ones_like(t))
     deletion, insertion = perturbation_curves(f, x, base, true_order, t)
     assert torch.allclose(deletion[:, 0], f(x)) and torch.allclose(deletion[:, -1], f(base))
     assert torch.allclose(insertion[:, 0], f(base)) and torch.allclose(insertion[:, -1], f(x))
+    # soft masks blend the same endpoints
+    soft = perturbation_curves(f, x, base, true_order, t, mask_sigma=1.0)
+    assert torch.allclose(soft[0][:, [0, -1]], deletion[:, [0, -1]], atol=1e-4)
+    sign = torch.sign(f(x) - f(base))
 
-    def auc(order, kind=0):
-        return normalised_auc(perturbation_curves(f, x, base, order, t)[kind], f(x), f(base), t)
+    def scores(order):
+        return curve_scores(*perturbation_curves(f, x, base, order, t), sign, t, 0.5)
 
-    best, worst, random = auc(true_order), auc(-true_order), auc(torch.rand(3, 8, 8))
-    assert best < random < worst
-    assert abs(random - 0.5) < 0.1
-    assert auc(true_order, kind=1) > 1 - best - 1e-6
-    # the squared fractions of the explainers integrate the same curve (exactly, when linear)
-    q = curve_fractions(16)
-    linear = torch.stack([1 - q, 2 * (1 - q)])
-    assert normalised_auc(linear, torch.tensor([1.0, 2.0]), torch.zeros(2), q) == pytest.approx(0.5)
+    best, worst = scores(true_order), scores(-true_order)
+    randoms = [scores(torch.rand(3, 8, 8)) for _ in range(20)]
+    rand_del = torch.stack([r["deletion"] for r in randoms]).mean()
+    rand_gap = torch.stack([r["insertion"] - r["deletion"] for r in randoms]).mean()
+    assert (best["deletion"] < rand_del).all() and (worst["deletion"] > rand_del).all()
+    assert abs(rand_del - 0.5) < 0.05 and abs(rand_gap) < 0.05
+    # deletion in the reversed order is insertion in the true one, reflected
+    assert torch.allclose(worst["deletion"], 1 - best["deletion"], atol=1e-5)
+    assert torch.allclose(best["insertion"], 1 - best["deletion"], atol=1e-5)
+    # a linear curve from the top to the bottom of the range has area 0.5 on this grid
+    linear = (1 - t)[None]
+    both = curve_scores(linear, 1 - linear, torch.ones(1), t, 0.5)
+    assert float(both["deletion"]) == pytest.approx(0.5) and float(both["response"]) == 1
+    # a response under min_response is shrunk toward 0.5
+    small = curve_scores(linear * 0.01, (1 - linear) * 0.01, torch.ones(1), t, 0.5)
+    assert float(small["insertion"] - small["deletion"]) == pytest.approx(0.0, abs=1e-9)
+    step = torch.zeros_like(t)[None]
+    step[:, 0] = 0.1  # falls at once by 0.1 nats: a perfect order of a flat D
+    flat = curve_scores(step, 0.1 - step, torch.ones(1), t, 0.5)
+    assert float(flat["insertion"] - flat["deletion"]) < 0.2 + 1e-6
 
 
 def test_real_data_reference_is_not_applicable():

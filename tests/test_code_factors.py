@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 
 from ganbench.architectures.infogan import CodeSpec
 from ganbench.datasets.domain import DomainNetwork, Head, heads_for
-from ganbench.explainers.code_factors import CodeFactorExplainer, spearman
+from ganbench.explainers.code_factors import CodeFactorExplainer, correlation_ratio, spearman
 from ganbench.registry import create_architecture, create_dataset, get_explainer
 from tests.conftest import eval_context
 
@@ -99,3 +99,70 @@ def test_runs_on_infogan(tmp_path):
     scores = CodeFactorExplainer(n=64).evaluate(eval_context(model, shapes, tmp_path, domain=net))
     assert set(scores) == {s.name for s in CodeFactorExplainer.scores}
     assert all(math.isfinite(v) for v in scores.values())
+
+
+class PlantedColour(Planted):
+    """Code 0 sets the colour (6 bands over its range: a categorical factor), code 1 the
+    scale; x and y are noise."""
+
+    def generate(self, z):
+        x = torch.zeros(len(z), 1, 4, 4)
+        x[:, 0, 0, 0] = torch.sin(1000 * z[:, 0])  # x: noise
+        x[:, 0, 0, 1] = z[:, 9]  # scale = code 1
+        x[:, 0, 0, 2] = torch.sin(1000 * z[:, 1])  # y: noise
+        x[:, 0, 0, 3] = ((z[:, 8] + 1) * 3).floor().clamp(0, 5) / 10  # colour band of code 0
+        return x
+
+
+class ColourReadout:
+    """The real shapes network's heads: shape, colour, x, y, scale, background."""
+
+    def __init__(self, collapse: bool = False) -> None:
+        shapes = create_dataset("shapes", train_size=16, test_size=16)
+        self.heads_spec = heads_for(shapes.spec)
+        self.collapse = collapse
+
+    def predict(self, x):
+        n = len(x)
+        colour = (x[:, 0, 0, 3] * 10).round().long()
+        return {
+            "shape": torch.zeros(n, dtype=torch.long),
+            "colour": torch.zeros_like(colour) if self.collapse else colour,
+            "x": x[:, 0, 0, 0],
+            "y": x[:, 0, 0, 2],
+            "scale": x[:, 0, 0, 1],
+            "background": torch.zeros(n, dtype=torch.long),
+        }
+
+
+def test_a_code_that_sets_a_categorical_factor_is_found(tmp_path):
+    """Shapes' colour is categorical (6 levels): a continuous code that picks the colour by
+    bands of its range is tied to it (correlation ratio of its ranks ~0.99), not scored as
+    unrelated to every factor."""
+    shapes = create_dataset("shapes", train_size=16, test_size=16)
+    ctx = eval_context(PlantedColour(), shapes, tmp_path, domain=ColourReadout())
+    scores = CodeFactorExplainer(n=600).evaluate(ctx)
+    report = json.loads((tmp_path / "code-factors.json").read_text())
+    assert report["best_factor"] == ["colour", "scale"]
+    assert scores["code_factor_rho"] >= 0.95
+    assert scores["code_factor_rho_noise"] < 0.2
+    assert scores["code_factor_distinct"] == 2
+    # a categorical head that reads one class for every image carries nothing
+    ctx = eval_context(PlantedColour(), shapes, tmp_path, domain=ColourReadout(collapse=True))
+    scores = CodeFactorExplainer(n=600).evaluate(ctx)
+    report = json.loads((tmp_path / "code-factors.json").read_text())
+    assert report["best_factor"][1] == "scale" and report["best_factor"][0] != "colour"
+    assert 0.5 <= scores["code_factor_rho"] < 0.7  # scale's 1 and code 0's ~0.1, averaged
+    assert all(math.isfinite(v) for v in scores.values())
+
+
+def test_correlation_ratio_on_known_groups():
+    codes = torch.linspace(-1, 1, 600)[:, None]
+    bands = ((codes[:, 0] + 1) * 3).floor().clamp(0, 5).long()
+    # uniform ranks cut into 6 equal bands: eta^2 = 1 - 1/36 (within-band variance left)
+    assert float(correlation_ratio(codes, bands, 6)[0]) == pytest.approx(
+        (1 - 1 / 36) ** 0.5, abs=1e-3
+    )
+    assert float(correlation_ratio(codes, torch.zeros(600, dtype=torch.long), 6)[0]) == 0.0
+    alternating = torch.arange(600) % 3  # every class spread evenly over the ranks
+    assert float(correlation_ratio(codes, alternating, 3)[0]) < 0.01

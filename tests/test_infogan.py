@@ -12,7 +12,12 @@ from torch.nn import functional as F
 from ganbench.architectures.infogan import InfoGAN
 from ganbench.datasets.base import DatasetSpec
 from ganbench.evaluator import EvalContext
-from ganbench.explainers.codes import CodeExplainer, counts_matrix, hungarian_accuracy, purity
+from ganbench.explainers.codes import (
+    CodeExplainer,
+    code_information,
+    counts_matrix,
+    matched_accuracy,
+)
 from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
@@ -80,19 +85,20 @@ def test_optimisers_and_shared_trunk_follow_the_paper():
 
 
 # --- code accuracy --------------------------------------------------------------------------
-def test_hungarian_accuracy_and_purity_on_known_tables():
+def test_hungarian_accuracy_and_information_on_known_tables():
     perm = torch.tensor([3, 0, 2, 1])
     codes = torch.arange(4).repeat_interleave(25)
     counts = counts_matrix(codes, perm[codes], 4, 4)
-    accuracy, matching = hungarian_accuracy(counts)
+    accuracy, matching = matched_accuracy(counts)
     assert accuracy == 1.0 and matching == {0: 3, 1: 0, 2: 2, 3: 1}
-    # two code values collapsed onto one class: purity forgives it, one-to-one matching does not
+    # two code values collapsed onto one class: the code still determines the class (its
+    # information is 1), but one-to-one matching counts the second value as errors
     labels = torch.tensor([0, 0, 1, 2]).repeat_interleave(25)
     counts = counts_matrix(codes, labels, 4, 4)
-    assert purity(counts) == 1.0 and hungarian_accuracy(counts)[0] == 0.75
-    # more code values than classes: the unmatched values count as errors
+    assert code_information(counts) == pytest.approx(1.0) and matched_accuracy(counts)[0] == 0.75
+    # more code values than classes: each class may take two of the four values
     counts = counts_matrix(codes, torch.tensor([0, 1, 0, 1]).repeat_interleave(25), 4, 2)
-    assert hungarian_accuracy(counts)[0] == 0.5 and purity(counts) == 1.0
+    assert matched_accuracy(counts)[0] == 1.0 and code_information(counts) == pytest.approx(1.0)
 
 
 class PlantedCodes:
@@ -164,7 +170,7 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
         _context(model, digits_domain_net, tmp_path)
     )
     assert scores["code_accuracy"] >= 0.97  # the domain classifier is ~0.997 accurate
-    assert scores["code_purity"] == pytest.approx(scores["code_accuracy"])
+    assert scores["code_information"] >= 0.9 and scores["code_information_chance"] < 0.05
     assert 0.1 <= scores["code_chance"] < 0.16  # 10 balanced classes: ~1/10 plus matching bias
     assert scores["code_p_value"] == pytest.approx(1 / 201)  # no shuffle comes close
     assert scores["q_accuracy"] == 1.0 and scores["q_continuous_r2"] == pytest.approx(1.0)
@@ -181,7 +187,7 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
     scores = CodeExplainer(n_per_category=100, figure=False).evaluate(
         _context(collapsed, digits_domain_net, tmp_path)
     )
-    assert 0.45 <= scores["code_accuracy"] <= 0.55 and scores["code_purity"] >= 0.97
+    assert 0.45 <= scores["code_accuracy"] <= 0.55 and scores["code_information"] >= 0.9
     report = json.loads((tmp_path / "codes.json").read_text())
     assert [r["top_class"] for r in report["codes"]] == [perm[v - v % 2] for v in range(10)]
     assert report["classes_never_top"] == sorted(perm[1::2])  # the odd values' own classes

@@ -73,9 +73,13 @@ def test_intrinsic_explainers_run_where_they_apply_and_get_their_own_table(tmp_p
 
     render(store_path=store.path, out=tmp_path / "lb", configs=[str(path)])
     page = (tmp_path / "lb" / "README.md").read_text()
-    quality, explanations = page.split("**Intrinsic explanations**")
+    before, explanations = page.split("**Intrinsic explanations**")
+    # the intrinsic scores are not quality columns (the validity table lists every score)
+    quality = before.split("**Sample quality**")[1].split("\n\n**")[0]
     assert "code_accuracy" not in quality and "attn_entropy_g" not in quality
-    table = explanations.split("**Explanation figures**")[0]
+    table, per_class = explanations.split("**Explanation figures**")[0].split("**Codes per class**")
+    # InfoGAN's code values matched to the digit classes, one column per class
+    assert "head `label`" in per_class and "| infogan " in per_class
     assert "code_accuracy ↑" in table and "attn_entropy_g" in table
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     names = [r.split("|")[1].strip() for r in rows[1:]]

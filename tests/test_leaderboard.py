@@ -49,7 +49,7 @@ def rendered(tmp_path_factory):
 
 def test_quality_table_has_arrows_seeds_controls_and_bold_best(rendered):
     _, readme, _, _ = rendered
-    assert "| architecture" in readme and "c2st_accuracy ↓" in readme and "mmd2 ↓" in readme
+    assert "| architecture" in readme and "c2st_jsd ↓" in readme and "mmd2 ↓" in readme
     assert "*dcgan (untrained)*" in readme and "*real data (reference)*" in readme
     dcgan_row = next(line for line in readme.splitlines() if line.startswith("| dcgan "))
     assert "**" in dcgan_row and " ± " in dcgan_row and "| 2 " in dcgan_row  # two seeds

@@ -387,3 +387,47 @@ def test_real_data_reference_is_not_applicable(digits, tmp_path):
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError, match="ppl"):
         create_metric("ppl", **params)
+
+
+# --- issue 31: a collapsed generator must not win ----------------------------------------------
+def better(direction: str, a: float, b: float) -> bool:
+    """Whether ``a`` ranks above ``b`` on a column of this direction."""
+    return (direction == "lower" and a < b) or (direction == "higher" and a > b)
+
+
+@pytest.mark.parametrize("metric", ["ppl", "ppl_w"])
+def test_a_collapsed_generator_wins_no_ranked_column(metric, planted, digits, tmp_path):
+    """A generator that draws one image has PPL 0, the least there is: an untrained DCGAN (one
+    flat grey image) scored 0.003 against 107-203 for trained ones. Dividing by the samples'
+    spread does not fix it (a near-linear untrained net has the straightest paths: measured
+    2.5 against 5.2 for the trained DCGAN), so no PPL column is ranked; the spread beside it
+    shows why the number is small."""
+    m, domain, a = planted
+    cls = get_metric(metric)
+    if metric == "ppl":
+        collapsed, diverse = Planted(Linear(torch.zeros_like(m))), Planted(Linear(m))
+    else:
+        collapsed, diverse = (
+            create_architecture("stylegan", digits.spec, width=8, truncation_psi=psi).eval()
+            for psi in (0.0, 1.0)
+        )
+    low = run(metric, collapsed, digits, tmp_path, domain, n=64, batch_size=32)
+    high = run(metric, diverse, digits, tmp_path, domain, n=64, batch_size=32)
+    assert low[metric] == 0.0 < high[metric]
+    for score in cls.scores:
+        assert not better(score.direction, low[score.name], high[score.name]), score.name
+    assert low[f"{metric}_spread"] == 0.0 < high[f"{metric}_spread"]
+
+
+def test_spread_of_a_linear_generator_is_its_share_of_the_data_spread(planted, digits, tmp_path):
+    """G(z) = M z through φ = Wᵀx: E||φ(G(z1)) - φ(G(z2))||² = 2 ||A||_F² exactly; the data's is
+    2 Σ var φ(x) over the held-out images."""
+    m, domain, a = planted
+    n = 2000
+    out = run("ppl", Planted(Linear(m)), digits, tmp_path, domain, n=n, batch_size=500)
+    lam = torch.linalg.eigvalsh(a.t() @ a)
+    expected = 2 * float(lam.sum())
+    se = math.sqrt(8 * float(lam.square().sum()) / n)
+    real = domain.features(digits.split("test").images).double()
+    data = 2 * float(real.var(0).sum())
+    assert abs(out["ppl_spread"] * data - expected) < 4 * se

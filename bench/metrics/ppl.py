@@ -39,6 +39,18 @@ percentile (the official code's and torch-fidelity's ``lower``/``higher`` percen
   feature difference in float64 (ε = 1e-4 is safe in float32 for images in [-1, 1], as in
   the official code; a test checks that ε = 1e-3 and 1e-4 agree on a smooth generator).
 
+**Not ranked.** PPL measures smoothness, which is a virtue only at equal diversity: a
+generator that draws one image has PPL 0, the least there is (the smoke board's untrained
+DCGAN-family nets, one flat grey image each: 0.003-0.019 against 107-203 for the trained
+ones). Dividing by the samples' spread does not mend it: PPL / E||φ(G(z1)) - φ(G(z2))||² is
+at least 1 for any path and smallest for straight ones, and a near-linear untrained network
+draws the straightest (measured on the digits checkpoints: untrained DCGAN 2.5, trained 5.2;
+COCO-GAN 3.8 against 9.0). So ``ppl`` and ``ppl_w`` are declared ``direction = "none"``, and
+beside each stands ``*_spread``: the endpoints' mean squared feature distance
+E||φ(G(a)) - φ(G(b))||² over the same pairs, divided by the held-out real images' (2 Σ var φ,
+the mean over pairs of distinct images): 1 = as spread as the data, near 0 = collapsed, so a
+reader sees why a path is short.
+
 The real-data reference has no latent space: ``requires = {"layers"}`` (every architecture
 has it) makes it n/a, and ``ppl_w`` (``requires = {"layers", "styles"}``) is n/a wherever
 there is no mapping network.
@@ -176,6 +188,24 @@ def path_lengths(
     return torch.cat(out)
 
 
+@torch.no_grad()
+def endpoint_spread(
+    generate: Callable[[torch.Tensor], torch.Tensor],
+    features: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    end: torch.Tensor,
+    batch_size: int = 128,
+) -> float:
+    """Mean over the pairs of ||φ(G(start)) - φ(G(end))||² (float64): the spread of the
+    samples the paths join (independent draws, so 2 Σ var φ(G) in expectation)."""
+    total = 0.0
+    for i in range(0, len(start), batch_size):
+        f = features(generate(torch.cat([start[i : i + batch_size], end[i : i + batch_size]])))
+        f0, f1 = f.flatten(1).double().chunk(2)
+        total += float((f1 - f0).square().sum())
+    return total / len(start)
+
+
 def trim(values: np.ndarray, lower: float, upper: float) -> tuple[np.ndarray, float, float]:
     """The values between the ``lower`` and ``upper`` percentiles (inclusive; the lower and
     higher order statistics, as the official code and torch-fidelity take them), with the
@@ -194,7 +224,7 @@ def trim(values: np.ndarray, lower: float, upper: float) -> tuple[np.ndarray, fl
 
 # --- the evaluators --------------------------------------------------------------------------
 class _PathLength(Evaluator):
-    version = "1"
+    version = "2"
     requires = frozenset({"layers"})
     requires_dataset = frozenset({"domain"})
     defaults = {
@@ -272,6 +302,10 @@ class _PathLength(Evaluator):
                 f"{self.name}: {int((~np.isfinite(values)).sum())} of {len(values)} path steps "
                 "gave non-finite feature distances"
             )
+        spread = endpoint_spread(generate, net.features, start, end, p["batch_size"])
+        data = 2 * float(ctx.features("domain", "test").double().var(0).sum())
+        if not data > 0:
+            raise GanbenchError(f"{self.name}: the held-out images' features do not vary")
         kept, lo, hi = trim(values, p["discard_lower"], p["discard_upper"])
         mean = float(kept.mean())
         std = float(kept.std(ddof=1)) if len(kept) > 1 else 0.0
@@ -293,10 +327,16 @@ class _PathLength(Evaluator):
             "stderr": std / math.sqrt(len(kept)),
             "untrimmed_mean": float(values.mean()),
             "median": float(np.median(values)),
+            "endpoint_spread": spread,
+            "data_spread": data,
         }
         ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         (ctx.artifact_dir / f"{self.name}.json").write_text(json.dumps(report, indent=1))
-        return {self.name: mean, f"{self.name}_n": float(len(values))}
+        return {
+            self.name: mean,
+            f"{self.name}_spread": spread / data,
+            f"{self.name}_n": float(len(values)),
+        }
 
 
 def _meaning(space: str) -> str:
@@ -310,7 +350,16 @@ def _meaning(space: str) -> str:
     return (
         f"perceptual path length (Karras et al. 2019) {path}: mean over latent pairs and "
         "t ~ U(0, 1) of d(G(t), G(t + ε)) / ε², ε = 1e-4, the pairs below the 1st and above the "
-        f"99th percentile discarded; d is the {DISTANCE}"
+        f"99th percentile discarded; d is the {DISTANCE}. Not ranked: a collapsed generator "
+        "has the shortest paths (read it beside the spread)"
+    )
+
+
+def _spread(space: str) -> str:
+    return (
+        f"spread of the samples the {space.upper()} paths join: mean squared domain-feature "
+        "distance between the two endpoints of a pair over the same between held-out real "
+        "images; 1 = as diverse as the data, near 0 = collapsed (why a PPL is small)"
     )
 
 
@@ -320,7 +369,8 @@ class PerceptualPathLength(_PathLength):
 
     space = "z"
     scores = (
-        Score("ppl", "lower", _meaning("z")),
+        Score("ppl", "none", _meaning("z")),
+        Score("ppl_spread", "none", _spread("z"), ideal=1.0),
         Score(
             "ppl_n",
             "none",
@@ -338,7 +388,8 @@ class PerceptualPathLengthW(_PathLength):
     space = "w"
     requires = frozenset({"layers", "styles"})
     scores = (
-        Score("ppl_w", "lower", _meaning("w")),
+        Score("ppl_w", "none", _meaning("w")),
+        Score("ppl_w_spread", "none", _spread("w"), ideal=1.0),
         Score(
             "ppl_w_n",
             "none",
