@@ -1290,14 +1290,13 @@ def _copy_figures(
     return figures
 
 
-def _copy_explainer_figures(
-    view: MatrixView, store_artifacts: Path, out: Path
-) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
-    """Copy the PNGs explainers wrote into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
-    figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
+def _copied_artifacts(view: MatrixView, store_artifacts: Path, out: Path, pattern: str, keep):
+    """Copy the files matching ``pattern`` that finished evaluations (``keep(labels)``) wrote
+    into figures/, prefixed by their row; yields (labels, copied path), copies from an earlier
+    render included (they stay usable when only the bundle is left)."""
     for t in view.trials:
         lab = t.labels
-        if t.kind != "evaluate" or lab.get("evaluator") not in view.cfg.explainers:
+        if t.kind != "evaluate" or not keep(lab):
             continue
         rec = view.records.get(t.key)
         if not rec or rec["status"] != "finished":
@@ -1305,39 +1304,36 @@ def _copy_explainer_figures(
         folder = out / "figures" / view.slug / lab["dataset"]
         prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
         src_dir = store_artifacts / t.key
-        if src_dir.is_dir():
-            for src in sorted(src_dir.glob("*.png")):
-                folder.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, folder / (prefix + src.name))
-        # copies from an earlier render stay usable when only the bundle is left
-        for dst in sorted(folder.glob(prefix + "*.png")) if folder.is_dir() else []:
-            key = (lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])
-            figures[key].append((lab["evaluator"], dst.relative_to(out).as_posix()))
+        for src in sorted(src_dir.glob(pattern)) if src_dir.is_dir() else []:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, folder / (prefix + src.name))
+        for dst in sorted(folder.glob(prefix + pattern)) if folder.is_dir() else []:
+            yield lab, dst
+
+
+def _copy_explainer_figures(
+    view: MatrixView, store_artifacts: Path, out: Path
+) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
+    """Copy the PNGs explainers wrote into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
+    figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
+    explainers = set(view.cfg.explainers)
+    for lab, dst in _copied_artifacts(
+        view, store_artifacts, out, "*.png", lambda lab: lab.get("evaluator") in explainers
+    ):
+        key = (lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])
+        figures[key].append((lab["evaluator"], dst.relative_to(out).as_posix()))
     return figures
 
 
 def _copy_per_class_tables(view: MatrixView, store_artifacts: Path, out: Path) -> dict:
     """Copy the per-class tables explainers wrote (``*_per_class.json``, e.g. InfoGAN's code
     values matched to classes) beside the figures; (dataset, arch, seed) -> [(evaluator, path)]
-    for the trained rows. Copies from an earlier render stay usable from the bundle alone."""
+    for the trained rows."""
     found: dict[tuple[str, str, int], list[tuple[str, Path]]] = defaultdict(list)
-    for t in view.trials:
-        lab = t.labels
-        if t.kind != "evaluate" or lab["reference"] != "trained":
-            continue
-        rec = view.records.get(t.key)
-        if not rec or rec["status"] != "finished":
-            continue
-        folder = out / "figures" / view.slug / lab["dataset"]
-        prefix = f"{lab['architecture']}-trained-seed{lab['seed']}-{lab['evaluator']}-"
-        src_dir = store_artifacts / t.key
-        for src in sorted(src_dir.glob("*_per_class.json")) if src_dir.is_dir() else []:
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, folder / (prefix + src.name))
-        for dst in sorted(folder.glob(prefix + "*_per_class.json")) if folder.is_dir() else []:
-            found[(lab["dataset"], lab["architecture"], lab["seed"])].append(
-                (lab["evaluator"], dst)
-            )
+    for lab, dst in _copied_artifacts(
+        view, store_artifacts, out, "*_per_class.json", lambda lab: lab["reference"] == "trained"
+    ):
+        found[(lab["dataset"], lab["architecture"], lab["seed"])].append((lab["evaluator"], dst))
     return found
 
 
