@@ -955,7 +955,9 @@ def validity_table(view: MatrixView, dataset: str, gates: dict[str, Gate]) -> Ta
     training's checkpoints, how it agrees with the other scores' orderings, and whether it
     ranks."""
     trained, _, _ = _rows_by_reference(view, dataset)
-    cols = [(ev, s) for ev, s in score_columns(view.cfg) if f"{ev}/{s.name}" in gates]
+    cols = [
+        (ev, s) for ev, s in score_columns(view.cfg) if f"{ev}/{s.name}" in gates and not s.cost
+    ]
     if not cols:
         return None
     orderings: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
