@@ -38,6 +38,9 @@ class Evaluator:
     # latent directions), or "discriminator" (an attribution method explaining D's logit: the
     # board ranks these methods against each other, not the architectures)
     explains: ClassVar[str] = "generator"
+    # a quality metric's leaderboard table (ganbench.scores.QUALITY_GROUPS), for the scores
+    # that declare no ``group`` of their own
+    group: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
         self.params = resolve_params(self.defaults, params, f"evaluator {self.name!r}")
@@ -63,6 +66,11 @@ class Evaluator:
         file of weights: the key should name the weights (their sha256), not where they sit
         on one machine. The evaluator itself still runs with ``params``."""
         return params
+
+    @classmethod
+    def group_of(cls, score: Score) -> str:
+        """The leaderboard table of a quality score: its own ``group``, else the evaluator's."""
+        return score.group or cls.group
 
     @classmethod
     def score(cls, name: str) -> Score:

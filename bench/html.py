@@ -36,15 +36,17 @@ def inline_markdown(text: str) -> Markup:
 
 def write_page(path: Path, views: list, sections: list, date: str) -> Path:
     """Render the page for ``sections`` (built by ganbench.leaderboard) to ``path``."""
-    from ganbench.leaderboard import REPRODUCTION_NOTE, legend_rows
+    from ganbench.leaderboard import REPRODUCTION_NOTE, legend_rows, trial_words
 
     legends = {view.slug: legend_rows(view) for view in views}
+    words = {view.slug: trial_words(view) for view in views}
     html = (
         _environment()
         .get_template("leaderboard.html.j2")
         .render(
             sections=sections,
             legends=legends,
+            trial_words=words,
             date=date,
             version=__version__,
             table_titles=TABLE_TITLES,
@@ -58,7 +60,8 @@ def write_page(path: Path, views: list, sections: list, date: str) -> Path:
 TABLE_TITLES = {
     "quality": (
         "Sample quality",
-        "Mean ± std over seeds; best architecture in bold; rows in italics are controls "
+        "Mean ± std over seeds (p-values: combined over seeds by Fisher's method; hover for "
+        "each seed's); best architecture in bold; rows in italics are controls "
         "(the same network untrained, real images in place of samples), not contenders. "
         "Hover a cell for the per-seed values, an n/a for its reason, a failure for its error.",
     ),
@@ -85,10 +88,11 @@ TABLE_TITLES = {
         "own random control; mean win rate over D × score columns with a 95% bootstrap "
         "interval. Sanity (cascading randomisation) and cost are shown, not ranked.",
     ),
-    "cost": ("Cost", "Training cost per architecture, mean over seeds."),
+    "cost": ("Cost", "Training cost per architecture, mean ± std over seeds."),
     "explainer_cost": (
         "Explainer cost",
-        "Seconds of the attribution pass per explained image, per explainer, mean over seeds.",
+        "Milliseconds of the attribution pass per explained image, per explainer, mean ± std "
+        "over seeds.",
     ),
     "explainability": (
         "Explainability",

@@ -29,9 +29,11 @@ from ganbench.config import TRAIN_DEFAULTS, MatrixConfig, load_config, shipped_c
 from ganbench.errors import GanbenchError
 from ganbench.evaluator import evaluator_family
 from ganbench.execute import SAMPLE_GRID
+from ganbench.figures import Figure, explainer_caption, real_grid, store_png
+from ganbench.formatting import cost_text, cost_unit, values_text, values_title
 from ganbench.registry import evaluator_registry
 from ganbench.reproduce import Summary, compare
-from ganbench.scores import Score
+from ganbench.scores import OTHER, QUALITY_GROUPS, Score
 from ganbench.store import Store
 from ganbench.submission import (
     BUNDLE_SCHEMA,
@@ -56,6 +58,7 @@ from ganbench.validity import (
     Ranked,
     combine,
     control_gate,
+    margin,
     monotonicity,
     quality_gate,
     rank,
@@ -168,6 +171,8 @@ class TableRow:
 class Table:
     columns: list[Column]
     rows: list[TableRow]
+    # lines shown under the table: what was left out of it, and why
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -203,28 +208,6 @@ def collect(store_path: Path, bundle_dir: Path) -> Sources:
                 src.records[rec.key] = rec.as_dict() | {"origin": "store"}
         store.close()
     return src
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if all(0 <= v < 0.001 for v in values) and any(v > 0 for v in values):
-        return "< 0.001"  # p-values and the like: "0.000 ± 0.000" would hide that they are not zero
-    mean = float(np.mean(values))
-    digits = 3 if abs(mean) < 100 else 1
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {float(np.std(values, ddof=1)):.{digits}f}"
-
-
-def _fmt_cost(value: float | None, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if unit == "s" and value < 1:
-        return f"{value * 1000:.1f} ms"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
 
 
 def short_commit(commit: str | None) -> str:
@@ -394,19 +377,17 @@ def _score_cell(view: MatrixView, dataset: str, row: Row, ev: str, score: Score)
     ]
     values = [rec["scores"][score.name] for _, rec in done]
     if values:
-        text = _fmt(values)
+        text, sort = values_text(values, score)
         if len(values) < len(cells):
             text += f" ({len(values)}/{len(cells)} seeds)"
-        title = "; ".join(
-            f"seed {t.labels['seed']}: {v:.4g}" for (t, _), v in zip(done, values, strict=True)
-        )
+        title = values_title(values, [t.labels["seed"] for t, _ in done], score)
         if score.control:
             ctl = [rec["scores"].get(score.control) for _, rec in done]
             ctl = [c for c in ctl if c is not None]
             if ctl:
-                text += f" (control {_fmt(ctl)})"
+                text += f" (control {values_text(ctl, score)[0]})"
                 title += f"; {score.control} (control): {float(np.mean(ctl)):.4g}"
-        return Cell(text, float(np.mean(values)), title)
+        return Cell(text, sort, title)
     statuses = {rec["status"] if rec else "missing" for _, rec in cells}
     if "n/a" in statuses:
         why = next(rec.get("error") for _, rec in cells if rec and rec["status"] == "n/a")
@@ -512,12 +493,15 @@ def score_table(
     evaluators: list[str],
     gates: dict[str, Gate],
     ranking: dict[str, Ranked] | None = None,
+    keep: set[tuple[str, str]] | None = None,
 ) -> Table | None:
-    """Rows × primary scores of ``evaluators``, best in bold among the architectures in the
+    """Rows × primary scores of ``evaluators`` (those in ``keep`` where given), best in bold among the architectures in the
     columns that passed their validity gate (the others greyed, with the reason on hover),
     and each architecture's rank interval where ``ranking`` is given. Rows whose every cell is
     ``n/a`` are left out."""
     columns = score_columns(view.cfg, evaluators)
+    if keep is not None:
+        columns = [(ev, s) for ev, s in columns if (ev, s.name) in keep]
     if not columns:
         return None
     rows = view.rows(dataset)
@@ -546,7 +530,30 @@ def score_table(
             for i, v in have.items():
                 cells[i][c].bold = v == best
     keep = [i for i in range(len(rows)) if any(c.status != "n/a" for c in cells[i])]
-    if not keep:
+    # an untrained control is shown only beside its trained network: alone it compares nothing
+    contenders = {rows[i].architecture for i in keep if not rows[i].is_control}
+    notes = []
+    for i in [i for i in keep if rows[i].reference == "untrained"]:
+        if rows[i].architecture in contenders:
+            continue
+        keep.remove(i)
+        trained = next(
+            (
+                r
+                for r in rows
+                if r.reference == "trained" and r.architecture == rows[i].architecture
+            ),
+            None,
+        )
+        why = "it has no trained row"
+        if trained is not None:
+            j = rows.index(trained)
+            reasons = [c.title for c in cells[j] if c.status in ("n/a", "failed") and c.title]
+            why = (
+                f"the trained network's cells are n/a or failed ({reasons[0]})" if reasons else why
+            )
+        notes.append(f"{rows[i].label} is left out: {why}.")
+    if not keep or all(rows[i].is_control for i in keep):
         return None
     header = []
     for ev, s in columns:
@@ -566,6 +573,7 @@ def score_table(
         + header
         + ([Column("rank ↓")] if ranking is not None else []),
         [],
+        notes,
     )
     for i in keep:
         row = rows[i]
@@ -585,6 +593,77 @@ def score_table(
     return out
 
 
+def drop_uninformative(table: Table, min_rows: int = 1) -> tuple[Table | None, list[str]]:
+    """``table`` without the score columns that carry nothing: n/a in every row, the same
+    value in every row, or a value in fewer than ``min_rows`` contender rows. Returns the
+    table (None when no score column is left) and one phrase per column left out, saying why.
+    A column with a failure is always kept: the failure must show."""
+    keep, dropped = [], []
+    for c, col in enumerate(table.columns):
+        if col.score is None:
+            keep.append(c)
+            continue
+        cells = [r.cells[c] for r in table.rows]
+        valued = [x for x in cells if x.sort is not None]
+        contenders = [r for r in table.rows if not r.control and r.cells[c].sort is not None]
+        if any(x.status == "failed" for x in cells):
+            keep.append(c)
+        elif not valued:
+            why = next((x.title for x in cells if x.status == "n/a" and x.title), "no value")
+            dropped.append(f"`{col.score.name}` (n/a in every row: {why})")
+        elif len(contenders) < min_rows:
+            who = ", ".join(r.label for r in contenders) or "no architecture"
+            dropped.append(f"`{col.score.name}` (a value for {who} only)")
+        elif len(valued) > 1 and len({x.text for x in valued}) == 1 and len(valued) == len(cells):
+            dropped.append(f"`{col.score.name}` ({valued[0].text} in every row)")
+        else:
+            keep.append(c)
+    if not any(table.columns[c].score is not None for c in keep):
+        return None, dropped
+    return (
+        Table(
+            [table.columns[c] for c in keep],
+            [TableRow(r.label, r.control, [r.cells[c] for c in keep]) for r in table.rows],
+            table.notes,
+        ),
+        dropped,
+    )
+
+
+def left_out_note(dropped: list[str]) -> str:
+    return (
+        "Left out, as they tell no architecture from another here: "
+        + "; ".join(dropped)
+        + (". Their numbers are in results.csv.")
+    )
+
+
+def quality_tables(
+    view: MatrixView, dataset: str, gates: dict[str, Gate]
+) -> tuple[list[tuple[str, str, Table]], list[str]]:
+    """The sample-quality scores as one table per group the scores declare
+    (``ganbench.scores.QUALITY_GROUPS``), without the columns that carry nothing; returns
+    (group, what it asks, table) and the columns left out."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    order = list(QUALITY_GROUPS) + [OTHER]
+    for ev in view.evaluators_of("quality"):
+        cls = evaluator_registry(ev).get(ev)
+        for s in cls.scores:
+            if s.primary:
+                groups[cls.group_of(s) or OTHER].append((ev, s.name))
+    out, dropped = [], []
+    for group in sorted(groups, key=lambda g: order.index(g) if g in order else len(order)):
+        names = set(groups[group])
+        table = score_table(view, dataset, view.evaluators_of("quality"), gates, keep=names)
+        if table is None:
+            continue
+        table, gone = drop_uninformative(table, min_rows=2)
+        dropped += gone
+        if table is not None:
+            out.append((group, QUALITY_GROUPS.get(group, ""), table))
+    return out, dropped
+
+
 def _rank_cell(r: Ranked, ranking: dict[str, Ranked]) -> Cell:
     text = r.rank_words()
     title = (
@@ -598,16 +677,23 @@ def _rank_cell(r: Ranked, ranking: dict[str, Ranked]) -> Cell:
 
 
 def explainer_tables(
-    view: MatrixView, dataset: str, gates: dict[str, Gate]
+    view: MatrixView, dataset: str, gates: dict[str, Gate], family: str = "explainability"
 ) -> list[tuple[str, str, Table]]:
-    """One table per explainability evaluator: (name, its one-line doc, table), so that the
-    explainer × score columns stay readable; empty tables are left out."""
+    """One table per evaluator of ``family``: (name, its one-line doc, table), so that the
+    explainer × score columns stay readable; columns that carry nothing and empty tables are
+    left out (a note under the table names the columns)."""
     out = []
-    for ev in view.evaluators_of("explainability"):
+    for ev in view.evaluators_of(family):
         table = score_table(view, dataset, [ev], gates)
-        if table is not None:
-            doc = (evaluator_registry(ev).get(ev).__doc__ or "").strip().split("\n\n")[0]
-            out.append((ev, " ".join(doc.replace("``", "`").replace(":mod:", "").split()), table))
+        if table is None:
+            continue
+        table, dropped = drop_uninformative(table)
+        if table is None:
+            continue
+        if dropped:
+            table.notes.append(left_out_note(dropped))
+        doc = (evaluator_registry(ev).get(ev).__doc__ or "").strip().split("\n\n")[0]
+        out.append((ev, " ".join(doc.replace("``", "`").replace(":mod:", "").split()), table))
     return out
 
 
@@ -671,7 +757,7 @@ def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
         return None
     out = Table(
         [Column("architecture", numeric=False), Column("device", numeric=False)]
-        + [Column(f"{ev} (s/image) ↓", ev) for ev in evaluators],
+        + [Column(f"{ev} ({cost_unit('s', 'image')}) ↓", ev) for ev in evaluators],
         [],
     )
     for row in view.rows(dataset):
@@ -684,7 +770,9 @@ def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
             )
             if cell.sort is not None:
                 any_value = True
-                cell = Cell(_fmt_cost(cell.sort, "s"), cell.sort, cell.title)
+                score = evaluator_registry(ev).get(ev).score("s_per_image")
+                text, mean = cost_text(seed_values(view, dataset, row, ev, score)[0], "s")
+                cell = Cell(text, mean, cell.title)
                 devices |= {
                     (rec.get("env") or {}).get("device", "?")
                     for _, rec in view.cells(dataset, row, "evaluate", ev)
@@ -695,6 +783,16 @@ def explainer_cost_table(view: MatrixView, dataset: str) -> Table | None:
         if any_value:
             out.rows.append(TableRow(row.label, False, cells))
     return out if out.rows else None
+
+
+# costs per step or per image, printed in ms; whole-run costs stay in seconds
+PER_ITEM_COSTS = ("s_per_step_median", "s_per_image")
+
+
+def _cost_header_unit(s: Score) -> str:
+    if s.name in PER_ITEM_COSTS:
+        return cost_unit(s.unit, s.name.split("_per_")[1].split("_")[0])
+    return s.unit
 
 
 # a CPU train trial whose loop got less than this share of its threads' time (``cpu_share``)
@@ -710,8 +808,12 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
             Column("device", numeric=False),
             Column("steps × batch"),
         ]
-        + [Column(f"{s.name} ({s.unit}) {s.arrow}", "train", s) for s in COST_SCORES if s.primary]
-        + [Column("params G / D"), Column("eval s")],
+        + [
+            Column(f"{s.name} ({_cost_header_unit(s)}) {s.arrow}", "train", s)
+            for s in COST_SCORES
+            if s.primary
+        ]
+        + [Column("params G / D"), Column("evaluations (s)")],
         [],
     )
     per_step: dict[str, float] = {}
@@ -749,8 +851,10 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
         for s in COST_SCORES:
             if s.primary:
                 vals = [t[s.name] for t in timings if s.name in t]
-                mean = float(np.mean(vals)) if vals else None
-                cells.append(Cell(_fmt_cost(mean, s.unit), mean, f"mean over {len(vals)} seeds"))
+                text, mean = cost_text(vals, s.unit, convert=s.name in PER_ITEM_COSTS)
+                cells.append(
+                    Cell(text, mean, f"mean ± std over {len(vals)} seeds" if len(vals) > 1 else "")
+                )
                 if s.name == "s_per_step_median" and mean is not None:
                     per_step[row.label] = mean
         g, d = timings[0].get("params_generator", 0), timings[0].get("params_discriminator", 0)
@@ -761,7 +865,13 @@ def cost_table(view: MatrixView, dataset: str) -> tuple[Table | None, dict[str, 
             if rec and rec["status"] == "finished"
         ]
         eval_s = float(np.sum(evals)) / max(1, len(trains)) if evals else None
-        cells.append(Cell(_fmt_cost(eval_s, ""), eval_s, "seconds of all evaluations of one seed"))
+        cells.append(
+            Cell(
+                cost_text([eval_s], "s", convert=False)[0] if evals else "–",
+                eval_s,
+                "seconds of all evaluations of one seed",
+            )
+        )
         out.rows.append(TableRow(row.label, False, cells))
     return (out if out.rows else None), per_step
 
@@ -821,6 +931,199 @@ def explainer_ranking(view: MatrixView, dataset: str) -> tuple[dict[str, Ranked]
     return rank(columns), len(columns), offered
 
 
+# the quality score a summary quotes to say how far the best model is from real data, and the
+# two-sample test it quotes to say whether its samples can still be told from real ones: the
+# first of each list that ranks on the dataset
+HEADLINE_DISTANCES = ("fid", "mmd_domain2", "kid", "mmd2", "c2st_jsd")
+HEADLINE_TESTS = ("knn_c2st_accuracy", "one_nn_accuracy", "c2st_accuracy")
+
+
+def _names(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _leaders(ranking: dict[str, Ranked]) -> list[str]:
+    """The contenders whose rank interval reaches first place, best first."""
+    return sorted(
+        (a for a, r in ranking.items() if r.rank_low == 1),
+        key=lambda a: (ranking[a].rank, -ranking[a].rate, a),
+    )
+
+
+def _quality_lines(
+    view: MatrixView, dataset: str, gates: dict[str, Gate], q_rank: dict[str, Ranked]
+) -> list[str]:
+    if not q_rank:
+        return [
+            "**Best sample quality: not ranked.** No quality score puts real data beyond every "
+            "untrained control here, so no architecture is ranked."
+        ]
+    leaders = _leaders(q_rank)
+    best = leaders[0]
+    r = q_rank[best]
+    if len(leaders) == 1:
+        lines = [
+            f"**Best sample quality: {best}** (rank 1 of {len(q_rank)}; mean win rate "
+            f"{r.rate:.2f} [{r.rate_low:.2f}, {r.rate_high:.2f}] over {r.columns} ranked scores)."
+        ]
+    else:
+        intervals = ", ".join(f"{a} {q_rank[a].rank_words()}" for a in leaders)
+        lines = [
+            f"**Best sample quality: a tie between {_names(leaders)}** (their rank "
+            f"intervals overlap: {intervals}; {len(q_rank)} ranked)."
+        ]
+    # how far from real data: the best on one distance and one two-sample test
+    trained, untrained, real = _rows_by_reference(view, dataset)
+    row = next(t for t in trained if t.label == best)
+    quoted = {}
+    for ev, score in score_columns(view.cfg, view.evaluators_of("quality")):
+        gate = gates.get(f"{ev}/{score.name}")
+        if gate is not None and gate.ranked:
+            quoted[score.name] = (ev, score)
+    far = []
+    for name in HEADLINE_DISTANCES:
+        if name in quoted:
+            ev, score = quoted[name]
+            v = seed_values(view, dataset, row, ev, score)[0]
+            rv = seed_values(view, dataset, real, ev, score)[0]
+            uv = seed_values(view, dataset, untrained.get(row.architecture), ev, score)[0]
+            if v and rv and uv:
+                share = margin(
+                    float(np.mean(v)), float(np.mean(uv)), float(np.mean(rv)), score.direction
+                )
+                far.append(
+                    f"{best}'s `{name}` is {values_text(v, score)[0]} against "
+                    f"{values_text(rv, score)[0]} for real data and {values_text(uv, score)[0]} "
+                    f"untrained ({share:.1%} of the way from its untrained network to real data)"
+                )
+                break
+    for name in HEADLINE_TESTS:
+        if name in quoted:
+            ev, score = quoted[name]
+            v = seed_values(view, dataset, row, ev, score)[0]
+            rv = seed_values(view, dataset, real, ev, score)[0]
+            if v and rv:
+                ideal = f" (chance {score.ideal:g})" if score.ideal is not None else ""
+                far.append(
+                    f"`{name}` tells its samples from real ones at {values_text(v, score)[0]}, "
+                    f"where real data scores {values_text(rv, score)[0]}{ideal}"
+                )
+                break
+    if far:
+        lines.append("**How far from real:** " + "; ".join(far) + ".")
+    return lines
+
+
+def _explainer_lines(view: MatrixView, dataset: str) -> list[str]:
+    ranking, used, offered = explainer_ranking(view, dataset)
+    evaluators = attribution_evaluators(view)
+    if not evaluators:
+        return []
+    if not ranking:
+        return [
+            "**Most faithful attribution method: none ranks.** On no discriminator does a "
+            "method beat its random control beyond the seeds' spread."
+        ]
+    leaders = _leaders(ranking)
+    r = ranking[leaders[0]]
+    head = (
+        f"**Most faithful attribution method: {leaders[0]}** (win rate {r.rate:.2f} "
+        f"[{r.rate_low:.2f}, {r.rate_high:.2f}] over {used} D × score columns)"
+        if len(leaders) == 1
+        else f"**Most faithful attribution method: a tie between {_names(leaders)}** "
+        f"(rank intervals overlap over {used} D × score columns)"
+    )
+    trained, _, _ = _rows_by_reference(view, dataset)
+    per_criterion = []
+    for score in shared_scores(evaluators):
+        if score.cost or not score.control:
+            continue
+        best = None
+        for ev in evaluators:
+            cls = evaluator_registry(ev).get(ev)
+            if not any(s.name == score.name for s in cls.scores):
+                continue
+            beaten, compared, gains = 0, 0, []
+            for row in trained:
+                v, c = seed_values(view, dataset, row, ev, cls.score(score.name))
+                if v and c:
+                    compared += 1
+                    beaten += separation(v, c, score.direction).ok
+                    gains.append(
+                        margin(float(np.mean(v)), float(np.mean(c)), None, score.direction)
+                    )
+            if compared:
+                key = (beaten, float(np.median(gains)))
+                if best is None or key > best[0]:
+                    best = (key, ev, beaten, compared)
+        if best is not None and best[2] == 0:
+            per_criterion.append(
+                f"on `{score.name}`, no method beats its random control on any of {best[3]} Ds"
+            )
+        elif best is not None:
+            (beaten, gain), ev, _, compared = best
+            per_criterion.append(
+                f"on `{score.name}`, {ev} beats its random control on {beaten} of {compared} "
+                f"Ds (median margin {gain:+.3g})"
+            )
+    if per_criterion:
+        head += "; per criterion, " + "; ".join(per_criterion)
+    return [head + "."]
+
+
+def _cost_lines(view: MatrixView, dataset: str, per_step: dict[str, float]) -> list[str]:
+    parts = []
+    if per_step:
+        cheap = min(per_step, key=per_step.get)
+        dear = max(per_step, key=per_step.get)
+        unit = cost_unit("s", "step")
+        parts.append(
+            f"training is cheapest for {cheap} ({cost_text([per_step[cheap]], 's')[0]} {unit}) "
+            f"and dearest for {dear} ({cost_text([per_step[dear]], 's')[0]} {unit})"
+        )
+    costs = {}
+    trained, _, _ = _rows_by_reference(view, dataset)
+    for ev in attribution_evaluators(view):
+        cls = evaluator_registry(ev).get(ev)
+        if any(s.name == "s_per_image" for s in cls.scores):
+            vals = [
+                v
+                for row in trained
+                for v in seed_values(view, dataset, row, ev, cls.score("s_per_image"))[0]
+            ]
+            if vals:
+                costs[ev] = float(np.median(vals))
+    if len(costs) >= 2:
+        cheap = min(costs, key=costs.get)
+        dear = max(costs, key=costs.get)
+        unit = cost_unit("s", "image")
+        parts.append(
+            f"explaining is cheapest with {cheap} ({cost_text([costs[cheap]], 's')[0]} {unit}) "
+            f"and dearest with {dear} ({cost_text([costs[dear]], 's')[0]} {unit})"
+        )
+    if not parts:
+        return []
+    text = "; ".join(parts)
+    return [f"**Cost:** {text[0].upper()}{text[1:]}."]
+
+
+def summary_lines(
+    view: MatrixView,
+    dataset: str,
+    gates: dict[str, Gate],
+    q_rank: dict[str, Ranked],
+    per_step: dict[str, float],
+) -> list[str]:
+    """Three or four sentences, from the data, that answer what the board is for: the best
+    architecture (or the tie), how far it is from real data, the most faithful attribution
+    method, and what each costs."""
+    return (
+        _quality_lines(view, dataset, gates, q_rank)
+        + _explainer_lines(view, dataset)
+        + _cost_lines(view, dataset, per_step)
+    )
+
+
 def ranking_table(
     quality: dict[str, Ranked],
     learned: dict[str, Ranked],
@@ -837,7 +1140,7 @@ def ranking_table(
     ]
     if learned:
         cols += [Column("explainability rank ↓"), Column("explainability win rate ↑")]
-    cols.append(Column("s_per_step_median (s), not ranked"))
+    cols.append(Column(f"training cost ({cost_unit('s', 'step')}), not ranked"))
     out = Table(cols, [])
     order = sorted(quality, key=lambda a: (quality[a].rank, -quality[a].rate, a))
     for arch in order:
@@ -857,7 +1160,8 @@ def ranking_table(
                 if e
                 else [Cell("–"), Cell("–")]
             )
-        cells.append(Cell(_fmt_cost(per_step.get(arch), "s"), per_step.get(arch)))
+        step = per_step.get(arch)
+        cells.append(Cell(cost_text([step] if step is not None else [], "s")[0], step))
         out.rows.append(TableRow(arch, False, cells))
     return out
 
@@ -876,7 +1180,7 @@ def explainer_ranking_table(view: MatrixView, dataset: str) -> tuple[Table | Non
             Column("faithfulness win rate ↑"),
             Column("beats random control"),
             Column("randomisation_rho ↓, not ranked"),
-            Column("s_per_image (s), not ranked"),
+            Column(f"cost ({cost_unit('s', 'image')}), not ranked"),
         ],
         [],
     )
@@ -914,7 +1218,11 @@ def explainer_ranking_table(view: MatrixView, dataset: str) -> tuple[Table | Non
                         rho_m,
                         "median over the trained Ds",
                     ),
-                    Cell(_fmt_cost(cost_m, "s"), cost_m, "median over the trained Ds"),
+                    Cell(
+                        cost_text([cost_m] if cost_m is not None else [], "s")[0],
+                        cost_m,
+                        "median over the trained Ds",
+                    ),
                 ],
             )
         )
@@ -1044,8 +1352,14 @@ def validity_table(view: MatrixView, dataset: str, gates: dict[str, Gate]) -> Ta
     return out
 
 
-def markdown_table(table: Table, notes: list[str]) -> str:
-    """A table as GitHub markdown: controls in italics, best in bold, failures as footnotes."""
+# the widest line a README.md table may have: wider tables are split into several, each
+# repeating the first column, so that a forge page shows them without scrolling
+README_WIDTH = 160
+
+
+def markdown_table(table: Table, notes: list[str], width: int = README_WIDTH) -> str:
+    """A table as GitHub markdown: controls in italics, best in bold, failures as footnotes;
+    split by columns into tables no wider than ``width`` characters."""
     lines = []
     for row in table.rows:
         texts = []
@@ -1060,11 +1374,29 @@ def markdown_table(table: Table, notes: list[str]) -> str:
                 text = f"failed[^{notes.index(note) + 1}]"
             if cell.bold:
                 text = f"**{text}**"
-            texts.append(text)
+            texts.append(text.replace("|", "\\|"))
         lines.append(texts)
-    return tabulate(
-        lines, headers=[c.header for c in table.columns], tablefmt="github", disable_numparse=True
-    )
+    headers = [c.header for c in table.columns]
+
+    def render(chunk: list[int]) -> str:
+        return tabulate(
+            [[r[c] for c in chunk] for r in lines],
+            headers=[headers[c] for c in chunk],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+
+    def wide(text: str) -> bool:
+        return max(len(line) for line in text.splitlines()) > width
+
+    chunks, current = [], [0]
+    for c in range(1, len(headers)):
+        if len(current) > 1 and wide(render(current + [c])):
+            chunks.append(current)
+            current = [0]
+        current.append(c)
+    chunks.append(current)
+    return "\n\n".join(render(chunk) for chunk in chunks)
 
 
 def legend_rows(view: MatrixView) -> list[tuple[str, str, str, str, str]]:
@@ -1086,9 +1418,11 @@ def _better(s: Score) -> str:
 
 
 def legend(view: MatrixView) -> str:
-    lines = ["| score | better | unit | meaning |", "|---|---|---|---|"]
+    """Every declared score, one line each (a table of long meanings would not fit a page)."""
+    lines = []
     for name, ev, better, unit, meaning in legend_rows(view):
-        lines.append(f"| `{name}` ({ev}) | {better} | {unit} | {meaning} |")
+        unit_words = f", {unit}" if unit != "–" else ""
+        lines.append(f"- `{name}` ({ev}): better {better}{unit_words}. {meaning}")
     return "\n".join(lines)
 
 
@@ -1265,15 +1599,21 @@ def domain_line(view: MatrixView, dataset: str) -> str | None:
     return None
 
 
+def _first_seed(view: MatrixView, lab: dict) -> bool:
+    return lab["seed"] == (view.cfg.seeds_for(lab["architecture"]) or view.cfg.seeds)[0]
+
+
 def _copy_figures(
     view: MatrixView, store_artifacts: Path, out: Path
 ) -> dict[tuple[str, str, str, int], str]:
-    """Copy sample grids into figures/; returns (dataset, arch, reference, seed) -> relative path."""
+    """Copy the first seed's sample grids into figures/ (``ganbench.figures.store_png``), and
+    draw a grid of real images per dataset; returns (dataset, arch, reference, seed) ->
+    relative path, the real grid under (dataset, "real data", "real", 0)."""
     figures = {}
     for t in view.trials:
-        if t.kind != "train" or t.labels["reference"] == CHECKPOINT:
-            continue
         lab = t.labels
+        if t.kind != "train" or lab["reference"] == CHECKPOINT or not _first_seed(view, lab):
+            continue
         rel = (
             Path("figures")
             / view.slug
@@ -1283,19 +1623,30 @@ def _copy_figures(
         src = store_artifacts / t.key / SAMPLE_GRID
         dst = out / rel
         if src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            store_png(src, dst, grid=True)
         if dst.is_file():
             figures[(lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])] = (
                 rel.as_posix()
             )
+    for dataset in view.cfg.datasets:
+        rel = Path("figures") / view.slug / dataset / "real-data.png"
+        if not any(k[0] == dataset for k in figures):
+            continue
+        if (out / rel).is_file() or real_grid(
+            dataset,
+            view.cfg.dataset_params.get(dataset, {}),
+            out / rel,
+            view.cfg.train["grid_size"],
+        ):
+            figures[(dataset, "real data", "real", 0)] = rel.as_posix()
     return figures
 
 
 def _copied_artifacts(view: MatrixView, store_artifacts: Path, out: Path, pattern: str, keep):
     """Copy the files matching ``pattern`` that finished evaluations (``keep(labels)``) wrote
-    into figures/, prefixed by their row; yields (labels, copied path), copies from an earlier
-    render included (they stay usable when only the bundle is left)."""
+    into figures/, prefixed by their row (PNGs made small by ``store_png``); yields (labels,
+    copied path), copies from an earlier render included (they stay usable when only the
+    bundle is left)."""
     for t in view.trials:
         lab = t.labels
         if t.kind != "evaluate" or not keep(lab):
@@ -1307,8 +1658,12 @@ def _copied_artifacts(view: MatrixView, store_artifacts: Path, out: Path, patter
         prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
         src_dir = store_artifacts / t.key
         for src in sorted(src_dir.glob(pattern)) if src_dir.is_dir() else []:
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, folder / (prefix + src.name))
+            dst = folder / (prefix + src.name)
+            if src.suffix == ".png":
+                store_png(src, dst, grid=False)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
         for dst in sorted(folder.glob(prefix + pattern)) if folder.is_dir() else []:
             yield lab, dst
 
@@ -1316,11 +1671,20 @@ def _copied_artifacts(view: MatrixView, store_artifacts: Path, out: Path, patter
 def _copy_explainer_figures(
     view: MatrixView, store_artifacts: Path, out: Path
 ) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
-    """Copy the PNGs explainers wrote into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
+    """Copy the PNGs explainers wrote for each row's first seed (the one the gallery shows)
+    into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
     figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
     explainers = set(view.cfg.explainers)
     for lab, dst in _copied_artifacts(
-        view, store_artifacts, out, "*.png", lambda lab: lab.get("evaluator") in explainers
+        view,
+        store_artifacts,
+        out,
+        "*.png",
+        lambda lab: (
+            lab.get("evaluator") in explainers
+            and lab["reference"] != CHECKPOINT
+            and _first_seed(view, lab)
+        ),
     ):
         key = (lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])
         figures[key].append((lab["evaluator"], dst.relative_to(out).as_posix()))
@@ -1412,14 +1776,20 @@ class Section:
     tables: dict[str, Table | None]
     explainers: list[tuple[str, str, Table]]  # (explainability evaluator, its doc line, table)
     domain: str | None
-    samples: list[tuple[str, str]]  # (row label, figure path)
-    explanations: list[tuple[str, str, str]]  # (row label, explainer, figure path)
+    samples: list[Figure]  # the real-data grid first, then one per row
+    explanations: list[Figure]
     plots: list[tuple[str, str]]  # (caption, figure path)
     provenance: Table
     submissions: list[str]
     notes: dict[str, str] = field(default_factory=dict)  # a line under a table, by table name
     # (classifier head, table): code values matched to classes (InfoGAN's codes)
     per_class: list[tuple[str, Table]] = field(default_factory=list)
+    # the answers first: best architecture, distance to real data, most faithful explainer, cost
+    summary: list[str] = field(default_factory=list)
+    # sample quality, one table per group the scores declare: (group, what it asks, table)
+    quality: list[tuple[str, str, Table]] = field(default_factory=list)
+    # intrinsic explanations, one table per evaluator like ``explainers``
+    intrinsic: list[tuple[str, str, Table]] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -1428,6 +1798,10 @@ class Section:
     @property
     def title(self) -> str:
         return f"{self.view.cfg.name} · {self.view.device_type.upper()} · {self.dataset}"
+
+    def figures(self) -> list[str]:
+        """Every file under figures/ the section shows or links."""
+        return [f.path for f in self.samples + self.explanations] + [p for _, p in self.plots]
 
 
 def provenance_table(view: MatrixView, dataset: str) -> Table:
@@ -1501,27 +1875,56 @@ def build_section(
     cost, per_step = cost_table(view, dataset)
     explainer_rank, explainer_note = explainer_ranking_table(view, dataset)
     tables = {
-        "quality": score_table(view, dataset, view.evaluators_of("quality"), gates, q_rank),
         "ranking": ranking_table(q_rank, g_rank, per_step),
         "validity": validity_table(view, dataset, gates),
         "cost": cost,
         "explainer_ranking": explainer_rank,
         "explainer_cost": explainer_cost_table(view, dataset),
         "winners": winners_table(view, dataset),
-        "intrinsic": score_table(view, dataset, view.evaluators_of("intrinsic"), gates),
     }
     q_rates = {a: r.rate for a, r in q_rank.items()}
     e_rates = {a: r.rate for a, r in g_rank.items()}
     samples, explanations = [], []
+    real = figures.get((dataset, "real data", "real", 0))
+    if real:
+        n = cfg.train["grid_size"]
+        samples.append(
+            Figure(
+                "real data (reference)",
+                real,
+                f"real data, {dataset}: {n} held-out images",
+                True,
+                True,
+            )
+        )
     for row in view.rows(dataset):
         if row.reference == "real":
             continue
         seed = (cfg.seeds_for(row.architecture) or cfg.seeds)[0]
         key = (dataset, row.architecture, row.reference, seed)
+        where = f"{row.label}, {dataset}, seed {seed}"
         if key in figures:
-            samples.append((row.label, figures[key]))
+            what = "untrained network" if row.is_control else "trained"
+            samples.append(
+                Figure(
+                    row.label,
+                    figures[key],
+                    f"{where}: {cfg.train['grid_size']} samples from fixed latents ({what})",
+                    True,
+                    row.is_control,
+                )
+            )
         for ev, rel in explainer_figures.get(key, []):
-            explanations.append((row.label, ev, rel))
+            explanations.append(
+                Figure(
+                    row.label,
+                    rel,
+                    f"{where}: {explainer_caption(ev, rel.rsplit('/', 1)[-1].split(ev + '-', 1)[-1])}",
+                    False,
+                    row.is_control,
+                    ev,
+                )
+            )
     from ganbench.plots import tradeoff_plots
 
     plots = tradeoff_plots(
@@ -1532,6 +1935,10 @@ def build_section(
         for name, sub in view.submitted.items()
         if any(t.labels["dataset"] == dataset for t in sub.trials)
     ]
+    quality, dropped = quality_tables(view, dataset, gates)
+    notes = {"explainer_ranking": explainer_note} if explainer_note else {}
+    if dropped:
+        notes["quality"] = left_out_note(dropped)
     return Section(
         view,
         dataset,
@@ -1543,8 +1950,11 @@ def build_section(
         plots,
         provenance_table(view, dataset),
         submissions,
-        {"explainer_ranking": explainer_note} if explainer_note else {},
+        notes,
         per_class_tables(class_tables, dataset),
+        summary_lines(view, dataset, gates, q_rank, per_step),
+        quality,
+        explainer_tables(view, dataset, gates, "intrinsic"),
     )
 
 
@@ -1552,9 +1962,9 @@ MD_HEADINGS = {
     "per_class": "**Codes per class** (head `{head}` of the domain network: per class, the "
     "share of the images generated from its matched code values that land in it; hover: the "
     "code values and the class's recall)",
-    "quality": "**Sample quality** (mean ± std over seeds; best architecture in bold; "
-    "rows in italics are controls, not contenders; columns marked *unranked* failed their "
-    "validity gate: see the validity table)",
+    "quality": "**Sample quality: {group}** ({question}; mean ± std over seeds, p-values "
+    "combined over seeds by Fisher's method; best architecture in bold; rows in italics are "
+    "controls; *unranked* columns failed their validity gate)",
     "ranking": "**Ranking** (each architecture on its margin over its own untrained control: "
     "for quality, the share of the untrained-to-real-data gap it closes; the mean win rate "
     "over the columns that passed their validity gate, HELM-style, with its 95% bootstrap "
@@ -1563,14 +1973,15 @@ MD_HEADINGS = {
     "seed spreads, or how often it beats its control; Kendall τ between training steps and "
     "the score along one training's checkpoints; its mean rank agreement with the other "
     "scores; whether it ranks)",
+    "cost": "**Cost** (training, mean ± std over seeds)",
     "explainer_ranking": "**Which attribution method is most faithful** (methods explaining "
     "the trained discriminators' logits, each on its margin over its own random control, "
     "win rate over D × score columns with its 95% bootstrap interval; sanity and cost shown, "
     "not ranked)",
     "explainability": "**Explainability** (explainers any architecture can be scored by, each "
     "beside its control where it declares one; mean ± std over seeds)",
-    "explainer_cost": "**Explainer cost** (seconds of the attribution pass per explained image, "
-    "mean over seeds)",
+    "explainer_cost": "**Explainer cost** (milliseconds of the attribution pass per explained "
+    "image, mean ± std over seeds)",
     "winners": "**Which explainer wins** (per architecture and score that several explainers "
     "share: the best explainer, its value and its random control; hover for every explainer's)",
     "intrinsic": "**Intrinsic explanations** (what an architecture explains about itself by "
@@ -1579,7 +1990,59 @@ MD_HEADINGS = {
 
 
 def _md_block(table: Table | None, heading: str, notes: list[str]) -> list[str]:
-    return [heading, "", markdown_table(table, notes), ""] if table else []
+    if not table:
+        return []
+    return [heading, "", markdown_table(table, notes), ""] + [
+        line for note in table.notes for line in (note, "")
+    ]
+
+
+def trial_counts(view: MatrixView) -> dict[str, int]:
+    """The maintainers' trials of the matrix by status: finished, n/a (by design: an evaluator
+    that does not apply), failed, not run."""
+    counts = {"finished": 0, "n/a": 0, "failed": 0, "not run": 0}
+    for t in view.own:
+        rec = view.records.get(t.key)
+        status = rec["status"] if rec else "not run"
+        counts[status if status in counts else "not run"] += 1
+    return counts
+
+
+def trial_words(view: MatrixView) -> str:
+    c = trial_counts(view)
+    words = (
+        f"{len(view.own)} trials: {c['finished']} finished, {c['n/a']} n/a by design (an "
+        f"evaluator that does not apply to an architecture or dataset), {c['failed']} failed"
+    )
+    return words + (f", {c['not run']} not run yet" if c["not run"] else "")
+
+
+def summary_block(sections: list[Section]) -> list[str]:
+    """The summary lines of every section, for the top of README.md."""
+    parts = ["## Summary", ""]
+    for sec in sections:
+        if sec.summary:
+            parts += [f"**{sec.title}** ([details](#{_anchor(sec)}))", ""]
+            parts += [f"- {line}" for line in sec.summary] + [""]
+    return parts if len(parts) > 2 else []
+
+
+def _anchor(sec: Section) -> str:
+    return f"{sec.view.cfg.name}-{sec.view.device_type}-{sec.dataset}"
+
+
+def _figure_links(figs: list[Figure]) -> list[str]:
+    by_row: dict[str, list[Figure]] = defaultdict(list)
+    for f in figs:
+        by_row[f.label].append(f)
+    return [
+        f"- {_md_label(label)}: "
+        + " · ".join(
+            f"[{f.evaluator} {Path(f.path).stem.split(f.evaluator + '-', 1)[-1]}]({f.path})"
+            for f in fs
+        )
+        for label, fs in by_row.items()
+    ]
 
 
 def render_view(view: MatrixView, sections: list[Section]) -> str:
@@ -1588,9 +2051,6 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
-    n_done = sum(
-        view.records[t.key]["status"] == "finished" for t in view.own if t.key in view.records
-    )
     own = "".join(
         f" ({arch}: {_budget_words(cfg, arch)})"
         for arch in cfg.architectures
@@ -1602,9 +2062,13 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         if cfg.train[k] != TRAIN_DEFAULTS[k]
     )
     parts += [
-        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch {cfg.train['batch_size']}{numerics}{own}; "
-        f"{n_done} of {len(view.own)} trials finished. Device: {'; '.join(view.devices()) or '?'}. "
-        f"Code: {', '.join(view.commits())}. Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
+        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch "
+        f"{cfg.train['batch_size']}{numerics}{own}.",
+        "",
+        f"{trial_words(view)}.",
+        "",
+        f"Device: {'; '.join(view.devices()) or '?'}. Code: {', '.join(view.commits())}. "
+        f"Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
     ]
     for refused in view.refused:
@@ -1612,27 +2076,38 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     for sec in sections:
         notes: list[str] = []
         t = sec.tables
-        parts += [f"### {sec.dataset}", ""]
-
-        parts += _md_block(t["quality"], MD_HEADINGS["quality"], notes)
+        parts += [f'<a id="{_anchor(sec)}"></a>', "", f"### {sec.dataset}", ""]
+        parts += [f"- {line}" for line in sec.summary] + ([""] if sec.summary else [])
+        for group, question, table in sec.quality:
+            heading = MD_HEADINGS["quality"].format(group=group, question=question or group)
+            parts += _md_block(table, heading, notes)
+        if sec.notes.get("quality"):
+            parts += [sec.notes["quality"], ""]
         if sec.domain:
             parts += [sec.domain, ""]
         parts += _md_block(t["ranking"], MD_HEADINGS["ranking"], notes)
         parts += _md_block(t["validity"], MD_HEADINGS["validity"], notes)
-        parts += ["**Cost**", ""]
-        parts += [
-            markdown_table(t["cost"], notes) if t["cost"] else "_no finished training trials_",
-            "",
-        ]
-        if sec.samples:
+        if t["cost"]:
+            parts += _md_block(t["cost"], MD_HEADINGS["cost"], notes)
+        else:
+            parts += [MD_HEADINGS["cost"], "", "_no finished training trials_", ""]
+        shown = [f for f in sec.samples if not f.control or f.label == "real data (reference)"]
+        if shown:
             parts += [
-                f"**Samples** ({_first_seed_words(cfg)}, fixed latents)",
+                f"**Samples** ({_first_seed_words(cfg)}, fixed latents; real data first)",
                 "",
                 "| | |",
                 "|---|---|",
-                *(f"| {_md_label(lab)} | ![{lab} samples]({rel}) |" for lab, rel in sec.samples),
+                *(f"| {_md_label(f.label)} | ![{f.caption}]({f.path}) |" for f in shown),
                 "",
             ]
+            controls = [f for f in sec.samples if f.control and f not in shown]
+            if controls:
+                parts += [
+                    "Untrained controls' samples: "
+                    + " · ".join(f"[{f.label}]({f.path})" for f in controls),
+                    "",
+                ]
         if t["explainer_ranking"]:
             parts += _md_block(t["explainer_ranking"], MD_HEADINGS["explainer_ranking"], notes)
             parts += [sec.notes.get("explainer_ranking", ""), ""]
@@ -1641,21 +2116,19 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         if sec.explainers:
             parts += [MD_HEADINGS["explainability"], ""]
             for ev, doc, table in sec.explainers:
-                parts += [f"*{ev}*: {doc}", "", markdown_table(table, notes), ""]
+                parts += [f"*{ev}*: {doc}", ""] + _md_block(table, "", notes)[2:]
         parts += _md_block(t["winners"], MD_HEADINGS["winners"], notes)
-        parts += _md_block(t["intrinsic"], MD_HEADINGS["intrinsic"], notes)
+        if sec.intrinsic:
+            parts += [MD_HEADINGS["intrinsic"], ""]
+            for ev, doc, table in sec.intrinsic:
+                parts += [f"*{ev}*: {doc}", ""] + _md_block(table, "", notes)[2:]
         for head, table in sec.per_class:
             parts += _md_block(table, MD_HEADINGS["per_class"].format(head=head), notes)
         if sec.explanations:
             parts += [
-                f"**Explanation figures** ({_first_seed_words(cfg)})",
+                f"**Explanation figures** ({_first_seed_words(cfg)}; on the page, in the gallery)",
                 "",
-                "| | explainer | |",
-                "|---|---|---|",
-                *(
-                    f"| {_md_label(lab)} | {ev} | ![{lab} {ev}]({rel}) |"
-                    for lab, ev, rel in sec.explanations
-                ),
+                *_figure_links(sec.explanations),
                 "",
             ]
         if sec.plots:
@@ -1696,6 +2169,20 @@ def write_bundle(view: MatrixView, out: Path) -> Path:
     text = json.dumps(head, sort_keys=True)[:-1] + ', "records": [\n' + ",\n".join(lines) + "\n]}\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _prune_figures(folder: Path, out: Path, sections: list[Section], class_tables: dict) -> None:
+    """Remove the files under one matrix's figures/ that no section shows or reads any more
+    (other seeds' figures, figures of explainers left out of the matrix)."""
+    used = {out / p for sec in sections for p in sec.figures()}
+    used |= {path for files in class_tables.values() for _, path in files}
+    for path in folder.rglob("*") if folder.is_dir() else []:
+        if path.is_file() and path not in used:
+            path.unlink()
+
+
+# results.csv columns left to the bundles, where each trial's environment is recorded once
+CSV_LEFT_TO_BUNDLES = ("device", "torch")
 
 
 @dataclass
@@ -1756,6 +2243,7 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
     ]
     tidy = []
     all_sections = []
+    views_md = []
     for view in views:
         figures = _copy_figures(view, artifacts, out)
         explainer_figures = _copy_explainer_figures(view, artifacts, out)
@@ -1765,8 +2253,10 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
             for d in view.cfg.datasets
         ]
         all_sections.extend(sections)
-        body.append(render_view(view, sections))
+        views_md.append(render_view(view, sections))
         tidy.extend(tidy_rows(view))
+        _prune_figures(out / "figures" / view.slug, out, sections, class_tables)
+    body += summary_block(all_sections) + views_md
     written = []
     readme = out / "README.md"
     readme.write_text("\n".join(body), encoding="utf-8")
@@ -1775,7 +2265,10 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
 
     written.append(write_page(out / "index.html", views, all_sections, date))
     csv_path = out / "results.csv"
-    pd.DataFrame(tidy).to_csv(csv_path, index=False)
+    # the device and torch of each trial are in runs/*.json (join on trial_key): repeated on
+    # every score's row they were a fifth of the file
+    frame = pd.DataFrame(tidy).drop(columns=list(CSV_LEFT_TO_BUNDLES), errors="ignore")
+    frame.to_csv(csv_path, index=False, float_format="%.10g")
     written.append(csv_path)
     for view in views:
         written.append(write_bundle(view, out))

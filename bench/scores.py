@@ -58,6 +58,21 @@ VERY_NOISY = Tolerance(abs=0.25, rel=0.8)
 UNIT_COUNT = Tolerance(abs=3.0, rel=0.8)
 EXACT = Tolerance()
 
+# The tables the sample-quality scores are split into on the leaderboard, in this order
+# (one table of 24 columns does not fit a screen); a score declares its ``group``.
+TESTS = "two-sample tests"
+DISTANCES = "distances in feature space"
+FIDELITY = "fidelity, diversity and smoothness"
+MEMORISATION = "memorisation"
+QUALITY_GROUPS = {
+    TESTS: "can a classifier tell generated images from real ones? At accuracy 0.5 it cannot",
+    DISTANCES: "how far the generated distribution lies from the real one in a feature space",
+    FIDELITY: "precision: how many samples look real; recall: how much of the real data the "
+    "samples cover; path length: how smoothly images change along the latent space",
+    MEMORISATION: "whether samples copy training images",
+}
+OTHER = "other quality scores"
+
 
 @dataclass(frozen=True)
 class Score:
@@ -82,6 +97,11 @@ class Score:
     tolerance: Tolerance | None = DEFAULT_TOLERANCE
     # a cost (seconds, memory): shown in the cost tables, never in a ranking
     cost: bool = False
+    # the table a quality score is shown in (QUALITY_GROUPS); "" for explainers' scores,
+    # which are shown one table per explainer
+    group: str = ""
+    # a count (units, concepts, dimensions): printed as an integer
+    integer: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in ARROWS:
@@ -90,6 +110,11 @@ class Score:
     @property
     def arrow(self) -> str:
         return ARROWS[self.direction]
+
+    @property
+    def is_p_value(self) -> bool:
+        """A p-value: combined over seeds (Fisher's method), never averaged."""
+        return self.name.endswith("p_value")
 
     @property
     def compared(self) -> bool:

@@ -115,6 +115,8 @@ class AttentionExplainer(Evaluator):
         _, hq, wq, hk, wk = beta.shape
         size = images.shape[-1]
         queries = [(hq // 4, wq // 4), (hq // 2, wq // 2), (3 * hq // 4, 3 * wq // 4)]
+        # one colour scale for every map, so that one colour bar reads them all
+        top = float(max(beta[i, qy, qx].max() for i in range(n) for qy, qx in queries)) or 1.0
         fig, axes = plt.subplots(
             n, 1 + len(queries), figsize=(1.6 * (1 + len(queries)), 1.6 * n), squeeze=False
         )
@@ -129,7 +131,7 @@ class AttentionExplainer(Evaluator):
                     beta[i, qy, qx][None, None], size=(size, size), mode="nearest"
                 )[0, 0]
                 axes[i, j].imshow(img, cmap=cmap, vmin=0, vmax=1)
-                axes[i, j].imshow(heat, cmap="magma", alpha=0.6)
+                shown = axes[i, j].imshow(heat, cmap="magma", alpha=0.6, vmin=0, vmax=top)
                 scale = size / hq
                 axes[i, j].plot(
                     (qx + 0.5) * scale - 0.5, (qy + 0.5) * scale - 0.5, "c+", ms=8, mew=2
@@ -140,5 +142,8 @@ class AttentionExplainer(Evaluator):
             ax.set_axis_off()
         fig.suptitle("generator attention: weights over keys for the marked query", fontsize=8)
         fig.tight_layout()
+        bar = fig.colorbar(shown, ax=axes[:, -1].tolist(), fraction=0.046, pad=0.04)
+        bar.set_label("attention weight", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
         fig.savefig(ctx.artifact_dir / "attention.png", dpi=100)
         plt.close(fig)

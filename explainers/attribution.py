@@ -820,7 +820,7 @@ class AttributionExplainer(Evaluator):
 
         maps = pixel_maps(attributions).cpu()
         picks = [(0, "real"), (n_real, "generated")]
-        fig, axes = plt.subplots(1, 4, figsize=(6.4, 1.9))
+        fig, axes = plt.subplots(1, 4, figsize=(7.2, 1.9))
         for k, (i, label) in enumerate(picks):
             img = ((x[i].detach().cpu().permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
             grey = img.shape[-1] == 1
@@ -831,10 +831,12 @@ class AttributionExplainer(Evaluator):
             m = maps[i].numpy()
             if self.signed:
                 lim = float(np.abs(m).max()) or 1.0
-                axes[2 * k + 1].imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
+                shown = axes[2 * k + 1].imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim)
             else:
-                axes[2 * k + 1].imshow(m, cmap="magma")
+                shown = axes[2 * k + 1].imshow(m, cmap="magma")
             axes[2 * k + 1].set_title(f"{self.name} map", fontsize=8)
+            bar = fig.colorbar(shown, ax=axes[2 * k + 1], fraction=0.046, pad=0.04)
+            bar.ax.tick_params(labelsize=6)
         for ax in axes:
             ax.set_axis_off()
         fig.suptitle(

@@ -115,6 +115,7 @@ class CodeFactorExplainer(Evaluator):
             "higher",
             "number of distinct factors that are some continuous code's most dependent factor",
             tolerance=NOISY,
+            integer=True,
         ),
     )
 

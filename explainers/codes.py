@@ -37,9 +37,9 @@ import math
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from torchvision.utils import save_image
 
 from ganbench.evaluator import EvalContext, Evaluator
+from ganbench.plots import traversal_figure
 from ganbench.registry import register_explainer
 from ganbench.scores import EXACT, NOISY, UNIT_COUNT, Score
 
@@ -371,14 +371,17 @@ class CodeExplainer(Evaluator):
                 z[:, : spec.noise_dim] = noise.to(z.device)
                 rows.append(model.generate(z).clamp(-1, 1).cpu())
             name = f"codes-c{j + 1}.png" if spec.continuous else "codes.png"
-            save_image(
-                torch.cat(rows),
-                str(ctx.artifact_dir / name),
-                nrow=len(sweep),
-                normalize=True,
-                value_range=(-1, 1),
-                padding=1,
-                pad_value=0.5,
+            traversal_figure(
+                rows,
+                [f"c{j + 1}={v:+.2g}" for v in sweep.tolist()]
+                if spec.continuous
+                else [f"sample {i + 1}" for i in range(len(sweep))],
+                [f"category {v}" for v in order],
+                f"InfoGAN codes, one noise vector: rows set the categorical code, columns sweep "
+                f"continuous code c{j + 1}"
+                if spec.continuous
+                else "InfoGAN codes, one noise vector: rows set the categorical code",
+                ctx.artifact_dir / name,
             )
 
 

@@ -396,6 +396,7 @@ class DissectionExplainer(Evaluator):
             "significantly above other images' segmentations); the best layer has the most",
             control="interpretable_units_rolled",
             tolerance=UNIT_COUNT,
+            integer=True,
         ),
         Score(
             "interpretable_units_rolled",
@@ -424,6 +425,7 @@ class DissectionExplainer(Evaluator):
             "higher",
             "number of distinct concepts labelling a unit of the best layer",
             tolerance=UNIT_COUNT,
+            integer=True,
         ),
         Score(
             "best_layer_depth",

@@ -75,22 +75,37 @@ def test_intrinsic_explainers_run_where_they_apply_and_get_their_own_table(tmp_p
     page = (tmp_path / "lb" / "README.md").read_text()
     before, explanations = page.split("**Intrinsic explanations**")
     # the intrinsic scores are not quality columns (the validity table lists every score)
-    quality = before.split("**Sample quality**")[1].split("\n\n**")[0]
-    assert "code_accuracy" not in quality and "attn_entropy_g" not in quality
-    table, per_class = explanations.split("**Explanation figures**")[0].split("**Codes per class**")
+    quality = "".join(b.split("\n\n**")[0] for b in before.split("**Sample quality: ")[1:])
+    assert quality and "code_accuracy" not in quality and "attn_entropy_g" not in quality
+    tables, per_class = explanations.split("**Explanation figures**")[0].split(
+        "**Codes per class**"
+    )
     # InfoGAN's code values matched to the digit classes, one column per class
     assert "head `label`" in per_class and "| infogan " in per_class
-    assert "code_accuracy ↑" in table and "attn_entropy_g" in table
-    rows = [line for line in table.splitlines() if line.startswith("| ")]
-    names = [r.split("|")[1].strip() for r in rows[1:]]
-    assert names == ["infogan", "sagan"]  # dcgan and the real data: every cell n/a, left out
+    # one table per intrinsic explainer, each with the architectures it applies to only (dcgan
+    # and the real data: every cell n/a, left out)
+    parts = re.split(r"\n\*(\w+)\*: ", tables)
+    by_explainer = dict(zip(parts[1::2], parts[2::2], strict=True))
+    assert set(by_explainer) == {"codes", "attention"}
+    for ev, score, arch in (
+        ("codes", "code_accuracy ↑", "infogan"),
+        ("attention", "attn_entropy_g", "sagan"),
+    ):
+        rows = [line for line in by_explainer[ev].splitlines() if line.startswith("| ")]
+        assert score in rows[0]
+        assert [r.split("|")[1].strip() for r in rows[1:]] == [arch]
     figures = sorted(p.name for p in (tmp_path / "lb" / "figures").rglob("*.png"))
     assert "infogan-trained-seed0-codes-codes-c1.png" in figures
     assert "sagan-trained-seed0-attention-attention.png" in figures
     assert "sagan-trained-seed0-attention-attention.png" in explanations
-    # on the page, an n/a cell says why on hover
-    html = (tmp_path / "lb" / "index.html").read_text()
-    assert re.search(
-        r'class=" na"\s+data-sort="" title="attention needs capability attention, which infogan',
-        html,
+    # rows that are n/a throughout are left out of the page; results.csv keeps why
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "lb" / "results.csv")
+    why = csv[(csv.architecture == "infogan") & (csv.evaluator == "attention")].error
+    assert (
+        len(why) and why.str.startswith("attention needs capability attention, which infogan").all()
     )
+    # every n/a cell still on the page says why on hover
+    html = (tmp_path / "lb" / "index.html").read_text()
+    assert not re.search(r'class=" na"\s+data-sort=""\s*>', html)

@@ -51,8 +51,9 @@ def test_quality_table_has_arrows_seeds_controls_and_bold_best(rendered):
     _, readme, _, _ = rendered
     assert "| architecture" in readme and "c2st_jsd ↓" in readme and "mmd2 ↓" in readme
     assert "*dcgan (untrained)*" in readme and "*real data (reference)*" in readme
-    dcgan_row = next(line for line in readme.splitlines() if line.startswith("| dcgan "))
-    assert "**" in dcgan_row and " ± " in dcgan_row and "| 2 " in dcgan_row  # two seeds
+    dcgan_rows = [line for line in readme.splitlines() if line.startswith("| dcgan ")]
+    assert "| 2 " in dcgan_rows[0]  # two seeds
+    assert any("**" in row for row in dcgan_rows) and any(" ± " in row for row in dcgan_rows)
 
 
 def test_failed_cells_show_the_error(rendered):
@@ -234,3 +235,137 @@ def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp
     start = page.index('data-table="provenance"')
     provenance = page[start : page.index("</table>", start)]
     assert "feedfacecafe-dirty" in provenance
+
+
+def _md_table(block: str) -> list[list[str]]:
+    """The cells of a README table's rows, header first (italics and bold stripped)."""
+    return [
+        [c.strip().strip("*") for c in line.strip().strip("|").split("|")]
+        for line in block.splitlines()
+        if line.startswith("| ") and not line.startswith("|--")
+    ]
+
+
+def _md_rows(block: str) -> dict[str, list[str]]:
+    """The cells of a README table's rows by their first cell."""
+    return {cells[0]: cells for cells in _md_table(block)}
+
+
+def test_summary_opens_the_readme_and_matches_the_tables(tiny_board):
+    readme = (tiny_board / "README.md").read_text()
+    summary = readme.split("## Summary")[1].split("## `tiny` matrix")[0]
+    digits = readme.split("### digits")[1].split("### shapes")[0]
+    # the same lines open the dataset's section
+    lines = [
+        line
+        for line in summary.split("**tiny · CPU · digits**")[1]
+        .split("**tiny · CPU · shapes**")[0]
+        .splitlines()
+        if line.startswith("- ")
+    ]
+    assert lines and all(line in digits for line in lines)
+    best = next(line for line in lines if "Best sample quality" in line)
+    ranking = _md_table(digits.split("**Ranking**")[1].split("**Metric validity**")[0])[1:]
+    firsts = [row[1] for row in ranking if row[0].split(" ")[0].split("–")[0] == "1"]
+    assert firsts, ranking
+    if len(firsts) == 1:
+        assert f"**Best sample quality: {firsts[0]}**" in best
+    else:
+        assert "a tie between" in best and all(a in best for a in firsts)
+    # the distance it quotes is the number in the quality table
+    far = next(line for line in lines if line.startswith("- **How far from real:**"))
+    name = far.split("`")[1]
+    arch = far.split("**How far from real:** ")[1].split("'s `")[0]
+    # the README table chunk (wide tables are split by columns) holding that column
+    chunk = next(
+        _md_table(b)
+        for b in digits.split("\n\n")
+        if b.startswith("| architecture") and f"{name} ↓" in b.splitlines()[0]
+    )
+    col = chunk[0].index(f"{name} ↓")
+    rows = {cells[0]: cells for cells in chunk}
+    assert f"`{name}` is {rows[arch][col]} against {rows['real data (reference)'][col]}" in far
+    cost = next(line for line in lines if line.startswith("- **Cost:**"))
+    assert "ms/step" in cost
+
+
+def test_readme_tables_fit_a_forge_page(tiny_board):
+    """No README table line is wider than README_WIDTH: the tiny board's, and the committed
+    board's (rendered by the same code)."""
+    from pathlib import Path
+
+    from ganbench.leaderboard import README_WIDTH
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "README.md"
+    for path in (tiny_board / "README.md", committed):
+        wide = [
+            line
+            for line in path.read_text().splitlines()
+            if line.startswith("|") and len(line) > README_WIDTH
+        ]
+        assert not wide, f"{path}: {wide[0][:200]}"
+
+
+def test_trial_counts_are_words_not_a_fraction(tiny_board):
+    readme = (tiny_board / "README.md").read_text()
+    head = readme.split("## `tiny` matrix")[1].split("###")[0]
+    assert " trials: " in head and " finished, " in head and " n/a by design" in head
+    assert " failed" in head and " of " not in head.split(" trials: ")[1].split(".")[0]
+
+
+def test_columns_that_carry_nothing_are_left_out_with_a_note():
+    from ganbench.leaderboard import Cell, Column, Table, TableRow, drop_uninformative
+    from ganbench.scores import Score
+
+    def col(name):
+        return Column(name, "ev", Score(name, "higher", name))
+
+    table = Table(
+        [Column("architecture", numeric=False), col("same"), col("na"), col("useful"), col("one")],
+        [
+            TableRow(
+                "a",
+                False,
+                [
+                    Cell("a"),
+                    Cell("0.000", 0.0),
+                    Cell("n/a", None, "needs X", status="n/a"),
+                    Cell("0.1", 0.1),
+                    Cell("1.0", 1.0),
+                ],
+            ),
+            TableRow(
+                "b",
+                False,
+                [
+                    Cell("b"),
+                    Cell("0.000", 0.0),
+                    Cell("n/a", None, "needs X", status="n/a"),
+                    Cell("0.2", 0.2),
+                    Cell("–"),
+                ],
+            ),
+            TableRow(
+                "c (untrained)",
+                True,
+                [
+                    Cell("c"),
+                    Cell("0.000", 0.0),
+                    Cell("n/a", None, "needs X", status="n/a"),
+                    Cell("0.3", 0.3),
+                    Cell("2.0", 2.0),
+                ],
+            ),
+        ],
+    )
+    kept, dropped = drop_uninformative(table, min_rows=2)
+    assert [c.header for c in kept.columns] == ["architecture", "useful"]
+    assert dropped == [
+        "`same` (0.000 in every row)",
+        "`na` (n/a in every row: needs X)",
+        "`one` (a value for a only)",
+    ]
+    # a failure always shows, even in a column with nothing else
+    table.rows[0].cells[2] = Cell("failed", None, "boom", status="failed")
+    kept, _ = drop_uninformative(table, min_rows=2)
+    assert "na" in [c.header for c in kept.columns]

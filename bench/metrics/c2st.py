@@ -50,7 +50,7 @@ from ganbench.architectures.dcgan import DCGANDiscriminator, dcgan_init
 from ganbench.errors import ConfigError
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, VERY_NOISY, Score
+from ganbench.scores import EXACT, TESTS, VERY_NOISY, Score
 
 from ._stats import paired_samples
 
@@ -203,6 +203,8 @@ def c2st(
 class C2ST(Evaluator):
     """Classifier two-sample test between real test images and generated images, with a
     held-out test half and early stopping on a validation part of the training half."""
+
+    group = TESTS
 
     version = "2"
     defaults = {

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, NOISY, Score
+from ganbench.scores import DISTANCES, EXACT, FIDELITY, NOISY, Score
 
 from ._stats import paired_samples
 
@@ -141,6 +141,8 @@ def fidelity_metrics(
 class Fidelity(Evaluator):
     """FID, KID, precision/recall and IS in the dataset's domain-network features, by torch-fidelity."""
 
+    group = DISTANCES
+
     version = "1"
     requires_dataset = frozenset({"domain"})
     defaults = {
@@ -174,6 +176,7 @@ class Fidelity(Evaluator):
             "fraction of generated images inside the k-NN balls of real features (quality)",
             ideal=1.0,
             tolerance=NOISY,
+            group=FIDELITY,
         ),
         Score(
             "recall",
@@ -181,6 +184,7 @@ class Fidelity(Evaluator):
             "fraction of real images inside the k-NN balls of generated features (coverage)",
             ideal=1.0,
             tolerance=NOISY,
+            group=FIDELITY,
         ),
         Score(
             "isc",

@@ -39,7 +39,7 @@ import torch
 from ganbench.errors import ConfigError, NotApplicable
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, Score
+from ganbench.scores import DISTANCES, EXACT, Score
 
 from ._stats import paired_samples
 from .fidelity import _Uint8Images, fidelity_inputs
@@ -176,6 +176,8 @@ def inception_metrics(
 @register_metric("fid_inception")
 class InceptionFID(Evaluator):
     """FID and KID in Inception-v3 features (torch-fidelity), from a local weights file only."""
+
+    group = DISTANCES
 
     version = "1"
     defaults = {

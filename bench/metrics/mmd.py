@@ -15,7 +15,7 @@ import torch
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, NOISY, Score
+from ganbench.scores import DISTANCES, EXACT, NOISY, Score
 
 from ._stats import paired_features
 
@@ -156,6 +156,8 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
 @register_metric("mmd")
 class MMD(Evaluator):
     """Kernel two-sample test between real test images and generated images, on raw pixels."""
+
+    group = DISTANCES
 
     version = "2"
     defaults = {"n": 500, "permutations": 500}

@@ -40,7 +40,7 @@ from scipy.stats import binomtest
 
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, NOISY, Score
+from ganbench.scores import EXACT, MEMORISATION, NOISY, TESTS, Score
 
 from ._stats import paired_features
 
@@ -174,6 +174,8 @@ class _FeatureMetric(Evaluator):
 class KnnC2ST(_FeatureMetric):
     """C2ST with a k-NN classifier (k = ⌊√n_train⌋) on standardised domain features."""
 
+    group = TESTS
+
     defaults = {"n": 500}
     scores = (
         Score(
@@ -211,6 +213,8 @@ class KnnC2ST(_FeatureMetric):
 class OneNN(_FeatureMetric):
     """Leave-one-out 1-NN two-sample accuracy (Xu et al. 2018) on standardised domain features,
     with a permutation p-value."""
+
+    group = TESTS
 
     version = "2"
     defaults = {"n": 500, "permutations": 1000}
@@ -252,6 +256,8 @@ class OneNN(_FeatureMetric):
 class Memorisation(_FeatureMetric):
     """Are generated images closer to the training set than new real images are? (A check,
     not a ranking: every score is descriptive.)"""
+
+    group = MEMORISATION
 
     version = "2"
     defaults = {"n": 500}

@@ -69,7 +69,7 @@ import torch
 from ganbench.errors import ConfigError, GanbenchError, NotApplicable
 from ganbench.evaluator import EvalContext, Evaluator
 from ganbench.registry import register_metric
-from ganbench.scores import EXACT, Score
+from ganbench.scores import EXACT, FIDELITY, Score
 
 PAIRS_STREAM = 41  # ctx.rng stream of the latent pairs and t (the same for ppl and ppl_w)
 SAMPLING = ("full", "end")
@@ -224,6 +224,7 @@ def trim(values: np.ndarray, lower: float, upper: float) -> tuple[np.ndarray, fl
 
 # --- the evaluators --------------------------------------------------------------------------
 class _PathLength(Evaluator):
+    group = FIDELITY
     version = "2"
     requires = frozenset({"layers"})
     requires_dataset = frozenset({"domain"})
