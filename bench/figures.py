@@ -1,10 +1,11 @@
 """The leaderboard's figures: copied from the store's artifacts as small PNGs, with captions
 that say what each shows, and a grid of real images to compare the samples with.
 
-Sample grids are copied losslessly (a palette PNG where they have at most 256 colours);
-explainers' figures (matplotlib plots) are flattened on white and quantised to a
-``FIGURE_COLOURS`` palette without dithering, which keeps them sharp at about a third of their
-RGBA size.
+Sample grids are copied as 256-colour palette PNGs (losslessly where they have at most 256
+colours; the smoke models' colour grids have a few thousand, and 256 without dithering is
+indistinguishable at their size); explainers' figures (matplotlib plots) are flattened on
+white and quantised to a ``FIGURE_COLOURS`` palette without dithering, which keeps them sharp
+at about a third of their RGBA size.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def store_png(src: Path, dst: Path, grid: bool) -> None:
     from PIL import Image
 
     if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
-        return
+        with Image.open(dst) as done:
+            if done.mode in ("P", "L"):
+                return  # made small by an earlier render
     dst.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as im:
         im.load()
@@ -46,16 +49,16 @@ def store_png(src: Path, dst: Path, grid: bool) -> None:
             im = flat
         elif im.mode != "L":
             im = im.convert("RGB")
-        colours = im.getcolors(256)
+        colours = im.getcolors(256 if grid else FIGURE_COLOURS)
         if im.mode == "L":
             out = im
         elif colours is not None:
             out = im.quantize(colors=len(colours), dither=Image.Dither.NONE)
-        elif grid:
-            out = im
         else:
             out = im.quantize(
-                colors=FIGURE_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                colors=256 if grid else FIGURE_COLOURS,
+                method=Image.Quantize.MEDIANCUT,
+                dither=Image.Dither.NONE,
             )
     tmp = dst.with_name(dst.name + ".tmp")
     out.save(tmp, format="PNG", optimize=True)
