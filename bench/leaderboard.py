@@ -185,18 +185,41 @@ class Sources:
     refused: list[str] = field(default_factory=list)
 
 
-def collect(store_path: Path, bundle_dir: Path) -> Sources:
-    """Render bundles first, then the store (newer) over them; submissions kept apart."""
+def maintainers_bundle_names(configs: list[str]) -> set[str]:
+    """The only file names that may hold the maintainers' own records: the bundles
+    :func:`write_bundle` writes, ``<matrix>-<device>.json`` for the rendered matrices."""
+    return {f"{load_config(name).name}-{dt}.json" for name in configs for dt in DEVICE_TYPES}
+
+
+def collect(store_path: Path, bundle_dir: Path, own_names: set[str] | None = None) -> Sources:
+    """Render bundles first, then the store (newer) over them; submissions kept apart.
+
+    Only the files named in ``own_names`` (default: every file not named ``submitted-*``)
+    may hold the maintainers' records. Any other bundle is a submission whatever its
+    ``origin`` says: a file that claims to be the maintainers' is checked like every
+    submission (and refused where it does not pass), never trusted."""
     src = Sources()
     for path in sorted(bundle_dir.glob("*.json")) if bundle_dir.is_dir() else []:
+        own = (
+            path.name in own_names
+            if own_names is not None
+            else not path.name.startswith("submitted-")
+        )
         try:
             bundle = read_bundle(path)
         except BundleRefused as exc:
-            if path.name.startswith("submitted-"):
+            if not own:
                 src.refused.append(str(exc))
                 continue
             raise
-        if bundle.get("origin") == "submission":
+        if not own or bundle.get("origin") == "submission":
+            if bundle.get("origin") != "submission":
+                src.refused.append(
+                    f"result bundle {path.name}: claims origin {bundle.get('origin')!r}, but only "
+                    "the maintainers' own files (<matrix>-<device>.json) hold their records; "
+                    "checked as a submission"
+                )
+                bundle = bundle | {"origin": "submission"}
             src.submissions.append((path, bundle))
             continue
         for rec in bundle.get("records", []):
@@ -234,6 +257,8 @@ class MatrixView:
         self.own: list[Trial] = expand(cfg, device_type, domain_weights_of(records))
         self.trials: list[Trial] = list(self.own)
         self.records = {t.key: records[t.key] for t in self.own if t.key in records}
+        # the maintainers' own records, the only ones their bundle is written from
+        self.maintainers = dict(self.records)
         self.submitted: dict[str, Submission] = {}
         # per submitted architecture: the maintainers' records compared with the submitted ones
         self.reproduction: dict[str, Summary] = {}
@@ -2163,9 +2188,9 @@ def write_bundle(view: MatrixView, out: Path) -> Path:
     path = out / "runs" / f"{view.slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     records = [
-        {k: view.records[t.key].get(k) for k in RECORD_FIELDS}
+        {k: view.maintainers[t.key].get(k) for k in RECORD_FIELDS}
         for t in sorted(view.own, key=lambda t: t.key)
-        if t.key in view.records
+        if t.key in view.maintainers
     ]
     bundle = {
         "schema": BUNDLE_SCHEMA,
@@ -2211,7 +2236,9 @@ def render(store_path: Path, out: Path, configs: list[str] | None = None) -> lis
 
 def render_all(store_path: Path, out: Path, configs: list[str] | None = None) -> Rendered:
     out.mkdir(parents=True, exist_ok=True)
-    sources = collect(store_path, out / "runs")
+    sources = collect(
+        store_path, out / "runs", maintainers_bundle_names(configs or shipped_configs())
+    )
     if not sources.records:
         raise GanbenchError(
             f"nothing to render: no store at {store_path} and no bundles in {out / 'runs'}; "

@@ -290,3 +290,36 @@ def test_views_only_take_bundles_of_their_own_matrix_and_device(flow):
     cfg = load_config(str(config))
     assert "tinygan" in MatrixView(cfg, "cpu", sources.records, sources.submissions).submitted
     assert not MatrixView(cfg, "cuda", sources.records, sources.submissions).submitted
+
+
+def test_a_bundle_claiming_to_be_the_maintainers_is_checked_as_a_submission(flow, tmp_path):
+    """Issue 30: a file other than the maintainers' own `<matrix>-<device>.json` whose origin
+    says "maintainers" is not trusted. Rendered from the bundles alone (no store), its records
+    (DCGAN's scores set to 1e-9) replaced the real ones and were written into the maintainers'
+    bundle; now it is checked as a submission, refused, and changes nothing."""
+    _, _, config, board, _ = flow
+    out_dir = tmp_path / "lb"
+    shutil.copytree(board, out_dir)
+    own_path = out_dir / "runs" / "tiny-cpu.json"
+    own = read_bundle(own_path)
+    forged = copy.deepcopy(own)
+    touched = 0
+    for rec in forged["records"]:
+        lab = rec["labels"]
+        if rec["kind"] == "evaluate" and lab["architecture"] == "dcgan" and rec["scores"]:
+            rec["scores"] = {k: 1e-9 for k in rec["scores"]}
+            touched += 1
+    assert touched and forged["origin"] == "maintainers"
+    # one name a submission would have, one that sorts after the maintainers' file (read last,
+    # its records won before)
+    for name in ("submitted-x.json", "tiny-cpu2.json"):
+        (out_dir / "runs" / name).write_text(json.dumps(forged))
+    done = render_all(tmp_path / "no-store.sqlite", out_dir, [str(config)])
+    csv = pd.read_csv(out_dir / "results.csv")
+    assert not (csv.value == 1e-9).any()
+    assert read_bundle(own_path)["records"] == own["records"]
+    for name in ("submitted-x.json", "tiny-cpu2.json"):
+        assert any(name in r and "checked as a submission" in r for r in done.refused)
+        assert any(name in r and "names no architecture" in r for r in done.refused)
+    readme = (out_dir / "README.md").read_text()
+    assert "> Refused:" in readme and "tiny-cpu2.json" in readme
