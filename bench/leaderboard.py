@@ -1088,17 +1088,15 @@ def _explainer_lines(view: MatrixView, dataset: str) -> list[str]:
                 if best is None or key > best[0]:
                     best = (key, ev, beaten, compared)
         if best is not None and best[2] == 0:
-            per_criterion.append(
-                f"on `{score.name}`, no method beats its random control on any of {best[3]} Ds"
-            )
+            per_criterion.append(f"`{score.name}`: none beats random ({best[3]} Ds)")
         elif best is not None:
             (beaten, gain), ev, _, compared = best
             per_criterion.append(
-                f"on `{score.name}`, {ev} beats its random control on {beaten} of {compared} "
-                f"Ds (median margin {gain:+.3g})"
+                f"`{score.name}`: {ev}, above random on {beaten} of {compared} Ds (median "
+                f"margin {gain:+.2g})"
             )
     if per_criterion:
-        head += "; per criterion, " + "; ".join(per_criterion)
+        head += ". Best per criterion: " + "; ".join(per_criterion)
     return [head + "."]
 
 
