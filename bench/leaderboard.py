@@ -41,6 +41,7 @@ from ganbench.submission import (
     BundleRefused,
     Submission,
     check_submission,
+    compact_envs,
     read_bundle,
 )
 from ganbench.trials import (
@@ -2190,12 +2191,14 @@ def write_bundle(view: MatrixView, out: Path) -> Path:
         for t in sorted(view.own, key=lambda t: t.key)
         if t.key in view.maintainers
     ]
+    envs, records = compact_envs(records)
     bundle = {
         "schema": BUNDLE_SCHEMA,
         "trial_schema": SCHEMA_VERSION,
         "origin": "maintainers",
         "matrix": view.cfg.name,
         "device_type": view.device_type,
+        "envs": envs,
         "records": records,
     }
     # one record per line: compact (the bundle is committed) and still a readable diff

@@ -155,6 +155,13 @@ def load_records(path: Path) -> dict[str, dict]:
             bundle = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise GanbenchError(f"{path} is not a result bundle ({exc})") from None
+        if isinstance(bundle, dict):
+            from ganbench.submission import expand_envs
+
+            try:
+                bundle = expand_envs(bundle)
+            except ValueError as exc:
+                raise GanbenchError(f"{path} is not a result bundle: {exc}") from None
         records = bundle.get("records") if isinstance(bundle, dict) else None
         if not isinstance(records, list):
             raise GanbenchError(f"{path} is not a result bundle: it has no records")

@@ -32,7 +32,10 @@ from ganbench.trials import (
     trial_key,
 )
 
-BUNDLE_SCHEMA = 1
+BUNDLE_SCHEMA = 2
+# schema 2 may store each trial environment once, in a top-level ``envs`` list that records
+# point into (``compact_envs``); schema 1 bundles, with an ``env`` dict in every record, still read
+READABLE_BUNDLE_SCHEMAS = (1, 2)
 RECORD_FIELDS = (
     "key",
     "kind",
@@ -119,7 +122,7 @@ def read_bundle(path: Path) -> dict[str, Any]:
         raise BundleRefused(
             f"result bundle {path} is not valid JSON ({exc}): fix or remove it"
         ) from None
-    if not isinstance(bundle, dict) or bundle.get("schema") != BUNDLE_SCHEMA:
+    if not isinstance(bundle, dict) or bundle.get("schema") not in READABLE_BUNDLE_SCHEMAS:
         got = bundle.get("schema") if isinstance(bundle, dict) else None
         raise BundleRefused(
             f"result bundle {path} has schema {got!r}, expected {BUNDLE_SCHEMA}: "
@@ -130,6 +133,45 @@ def read_bundle(path: Path) -> dict[str, Any]:
             f"result bundle {path} holds trials of schema {bundle.get('trial_schema')!r}, this "
             f"ganbench runs schema {SCHEMA_VERSION}: rerun the matrix and export again"
         )
+    try:
+        return expand_envs(bundle)
+    except ValueError as exc:
+        raise BundleRefused(f"result bundle {path}: {exc}") from None
+
+
+def compact_envs(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Each distinct trial environment once, and the records with ``env`` as its index: the
+    environment repeated on every record was a third of a committed bundle."""
+    envs: list[dict] = []
+    index: dict[str, int] = {}
+    out = []
+    for rec in records:
+        env = rec.get("env")
+        if isinstance(env, dict):
+            text = json.dumps(env, sort_keys=True)
+            if text not in index:
+                index[text] = len(envs)
+                envs.append(env)
+            rec = rec | {"env": index[text]}
+        out.append(rec)
+    return envs, out
+
+
+def expand_envs(bundle: dict) -> dict:
+    """A bundle whose records point into ``envs`` (``compact_envs``), with each record's
+    ``env`` a dict again; a bundle without ``envs`` is returned as it is. An index that points
+    nowhere is a ValueError."""
+    envs = bundle.pop("envs", None)
+    if envs is None:
+        return bundle
+    if not isinstance(envs, list) or not all(isinstance(e, dict) for e in envs):
+        raise ValueError("its envs is not a list of environments")
+    for rec in bundle.get("records") or []:
+        env = rec.get("env") if isinstance(rec, dict) else None
+        if isinstance(env, int) and not isinstance(env, bool):
+            if not 0 <= env < len(envs):
+                raise ValueError(f"a record points to environment {env}, which it does not hold")
+            rec["env"] = envs[env]
     return bundle
 
 

@@ -13,6 +13,7 @@ from ganbench.leaderboard import COST_SCORES, render
 from ganbench.registry import get_metric
 from ganbench.runner import run_matrix
 from ganbench.store import Store
+from ganbench.submission import read_bundle
 
 
 class BrokenGAN(DCGAN):
@@ -219,7 +220,7 @@ def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp
     out = tmp_path / "leaderboard"
     shutil.copytree(root / "leaderboard", out)
     bundle_path = out / "runs" / "tiny-cpu.json"
-    bundle = json.loads(bundle_path.read_text())
+    bundle = read_bundle(bundle_path)  # each record's env a dict again (envs stored once)
     for rec in bundle["records"]:
         if rec["labels"].get("architecture") == "dcgan" and rec.get("env"):
             rec["env"]["git_commit"] = "feedfacecafe0123456789-dirty"
@@ -369,3 +370,28 @@ def test_columns_that_carry_nothing_are_left_out_with_a_note():
     table.rows[0].cells[2] = Cell("failed", None, "boom", status="failed")
     kept, _ = drop_uninformative(table, min_rows=2)
     assert "na" in [c.header for c in kept.columns]
+
+
+def test_bundle_stores_each_environment_once_and_reads_back_whole(rendered, tmp_path):
+    """The maintainers' bundle keeps one copy of each trial environment (records point into
+    ``envs``); reading it gives every record its env dict back, and a record pointing nowhere
+    is refused in one line."""
+    import json
+
+    from ganbench.submission import BundleRefused
+
+    root, _, _, _ = rendered
+    path = root / "leaderboard" / "runs" / "tiny-cpu.json"
+    raw = json.loads(path.read_text())
+    assert raw["schema"] == 2 and 1 <= len(raw["envs"]) < len(raw["records"])
+    assert all(isinstance(r["env"], int) for r in raw["records"] if r.get("env") is not None)
+    whole = read_bundle(path)
+    assert "envs" not in whole
+    for before, after in zip(raw["records"], whole["records"], strict=True):
+        if before.get("env") is not None:
+            assert after["env"] == raw["envs"][before["env"]] and "torch" in after["env"]
+    raw["records"][0]["env"] = len(raw["envs"])
+    bad = tmp_path / "tiny-cpu.json"
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(BundleRefused, match="points to environment"):
+        read_bundle(bad)
