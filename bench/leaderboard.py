@@ -1046,8 +1046,25 @@ def _quality_lines(
     return lines
 
 
-def _explainer_lines(view: MatrixView, dataset: str) -> list[str]:
-    ranking, used, offered = explainer_ranking(view, dataset)
+def _against_control(
+    view: MatrixView, dataset: str, rows: list[Row], ev: str, score: Score
+) -> tuple[int, int, list[float]]:
+    """Over ``rows`` (trained Ds): on how many ``ev`` beats its random control on ``score``
+    beyond the seeds' spread, on how many both were scored, and its margin on each."""
+    beaten, compared, gains = 0, 0, []
+    for row in rows:
+        v, c = seed_values(view, dataset, row, ev, score)
+        if v and c:
+            compared += 1
+            beaten += separation(v, c, score.direction).ok
+            gains.append(margin(float(np.mean(v)), float(np.mean(c)), None, score.direction))
+    return beaten, compared, gains
+
+
+def _explainer_lines(
+    view: MatrixView, dataset: str, ranked: tuple[dict[str, Ranked], int, int]
+) -> list[str]:
+    ranking, used, _ = ranked
     evaluators = attribution_evaluators(view)
     if not evaluators:
         return []
@@ -1075,15 +1092,9 @@ def _explainer_lines(view: MatrixView, dataset: str) -> list[str]:
             cls = evaluator_registry(ev).get(ev)
             if not any(s.name == score.name for s in cls.scores):
                 continue
-            beaten, compared, gains = 0, 0, []
-            for row in trained:
-                v, c = seed_values(view, dataset, row, ev, cls.score(score.name))
-                if v and c:
-                    compared += 1
-                    beaten += separation(v, c, score.direction).ok
-                    gains.append(
-                        margin(float(np.mean(v)), float(np.mean(c)), None, score.direction)
-                    )
+            beaten, compared, gains = _against_control(
+                view, dataset, trained, ev, cls.score(score.name)
+            )
             if compared:
                 key = (beaten, float(np.median(gains)))
                 if best is None or key > best[0]:
@@ -1101,16 +1112,18 @@ def _explainer_lines(view: MatrixView, dataset: str) -> list[str]:
     return [head + "."]
 
 
+def _cheapest_and_dearest(costs: dict[str, float], what: str, per: str) -> str:
+    unit = cost_unit("s", per)
+    cheap, dear = min(costs, key=costs.get), max(costs, key=costs.get)
+    return (
+        f"{what} is cheapest {'for' if per == 'step' else 'with'} {cheap} "
+        f"({cost_text([costs[cheap]], 's')[0]} {unit}) and dearest "
+        f"{'for' if per == 'step' else 'with'} {dear} ({cost_text([costs[dear]], 's')[0]} {unit})"
+    )
+
+
 def _cost_lines(view: MatrixView, dataset: str, per_step: dict[str, float]) -> list[str]:
-    parts = []
-    if per_step:
-        cheap = min(per_step, key=per_step.get)
-        dear = max(per_step, key=per_step.get)
-        unit = cost_unit("s", "step")
-        parts.append(
-            f"training is cheapest for {cheap} ({cost_text([per_step[cheap]], 's')[0]} {unit}) "
-            f"and dearest for {dear} ({cost_text([per_step[dear]], 's')[0]} {unit})"
-        )
+    parts = [_cheapest_and_dearest(per_step, "training", "step")] if per_step else []
     costs = {}
     trained, _, _ = _rows_by_reference(view, dataset)
     for ev in attribution_evaluators(view):
@@ -1124,13 +1137,7 @@ def _cost_lines(view: MatrixView, dataset: str, per_step: dict[str, float]) -> l
             if vals:
                 costs[ev] = float(np.median(vals))
     if len(costs) >= 2:
-        cheap = min(costs, key=costs.get)
-        dear = max(costs, key=costs.get)
-        unit = cost_unit("s", "image")
-        parts.append(
-            f"explaining is cheapest with {cheap} ({cost_text([costs[cheap]], 's')[0]} {unit}) "
-            f"and dearest with {dear} ({cost_text([costs[dear]], 's')[0]} {unit})"
-        )
+        parts.append(_cheapest_and_dearest(costs, "explaining", "image"))
     if not parts:
         return []
     text = "; ".join(parts)
@@ -1143,13 +1150,15 @@ def summary_lines(
     gates: dict[str, Gate],
     q_rank: dict[str, Ranked],
     per_step: dict[str, float],
+    ranked: tuple[dict[str, Ranked], int, int] | None = None,
 ) -> list[str]:
     """Three or four sentences, from the data, that answer what the board is for: the best
     architecture (or the tie), how far it is from real data, the most faithful attribution
-    method, and what each costs."""
+    method (``ranked``: :func:`explainer_ranking`'s result where the caller has it), and what
+    each costs."""
     return (
         _quality_lines(view, dataset, gates, q_rank)
-        + _explainer_lines(view, dataset)
+        + _explainer_lines(view, dataset, ranked or explainer_ranking(view, dataset))
         + _cost_lines(view, dataset, per_step)
     )
 
@@ -1196,10 +1205,13 @@ def ranking_table(
     return out
 
 
-def explainer_ranking_table(view: MatrixView, dataset: str) -> tuple[Table | None, str]:
+def explainer_ranking_table(
+    view: MatrixView, dataset: str, ranked: tuple[dict[str, Ranked], int, int] | None = None
+) -> tuple[Table | None, str]:
     """Which attribution method is most faithful on this dataset's trained Ds, beside its
-    sanity (cascading randomisation) and cost, neither of which enters the rank."""
-    ranking, used, offered = explainer_ranking(view, dataset)
+    sanity (cascading randomisation) and cost, neither of which enters the rank; ``ranked``:
+    :func:`explainer_ranking`'s result where the caller has it."""
+    ranking, used, offered = ranked or explainer_ranking(view, dataset)
     if not ranking:
         return None, ""
     trained, _, _ = _rows_by_reference(view, dataset)
@@ -1218,19 +1230,17 @@ def explainer_ranking_table(view: MatrixView, dataset: str) -> tuple[Table | Non
         r = ranking[ev]
         cls = evaluator_registry(ev).get(ev)
         beaten, compared, rho, cost = 0, 0, [], []
+        for s in cls.scores:
+            if (
+                s.primary
+                and s.control
+                and not s.cost
+                and s.direction != "none"
+                and s.name not in SANITY_SCORES
+            ):
+                b, n, _ = _against_control(view, dataset, trained, ev, s)
+                beaten, compared = beaten + b, compared + n
         for row in trained:
-            for s in cls.scores:
-                if (
-                    s.primary
-                    and s.control
-                    and not s.cost
-                    and s.direction != "none"
-                    and s.name not in SANITY_SCORES
-                ):
-                    v, c = seed_values(view, dataset, row, ev, s)
-                    if v and c:
-                        compared += 1
-                        beaten += separation(v, c, s.direction).ok
             for name, bucket in (("randomisation_rho", rho), ("s_per_image", cost)):
                 if any(s.name == name for s in cls.scores):
                     bucket += seed_values(view, dataset, row, ev, cls.score(name))[0]
@@ -1909,7 +1919,9 @@ def build_section(
     # apart from quality, and apart from the attribution methods that explain D
     g_rank = architecture_ranking(view, dataset, ("generator",), gates)
     cost, per_step = cost_table(view, dataset)
-    explainer_rank, explainer_note = explainer_ranking_table(view, dataset)
+    # the attribution methods' bootstrap ranking, once for its table and the summary
+    e_ranked = explainer_ranking(view, dataset)
+    explainer_rank, explainer_note = explainer_ranking_table(view, dataset, e_ranked)
     tables = {
         "ranking": ranking_table(q_rank, g_rank, per_step),
         "validity": validity_table(view, dataset, gates),
@@ -1988,7 +2000,7 @@ def build_section(
         submissions,
         notes,
         per_class_tables(class_tables, dataset),
-        summary_lines(view, dataset, gates, q_rank, per_step),
+        summary_lines(view, dataset, gates, q_rank, per_step, e_ranked),
         quality,
         explainer_tables(view, dataset, gates, "intrinsic"),
     )
