@@ -11,9 +11,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	@touch $@
 
-## run the smoke matrix and render leaderboard/ (the leaderboard is rendered even if some trials failed)
+## run the quick matrix (minutes) and render leaderboard/ (rendered even if some trials failed);
+## `.venv/bin/ganbench run smoke` runs the smoke matrix
 run: $(STAMP)
-	$(BIN)/ganbench run smoke; status=$$?; $(BIN)/ganbench leaderboard && exit $$status
+	$(BIN)/ganbench run quick; status=$$?; $(BIN)/ganbench leaderboard && exit $$status
 
 ## the test suite (under ~15 minutes on 2 CPU cores); `slow` checks run in test-all
 test: $(STAMP)

@@ -107,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=executor,
         address=args.address,
         costs=_costs(store),
+        in_process=args.in_process,
+        trial_timeout=args.trial_timeout,
     )
     print(f"ganbench run {cfg.name}: {summary.line()}; store {args.store}")
     for trial, error in summary.failed:
@@ -508,6 +510,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run the matrix for this architecture alone, added when the matrix does not list "
         "it (what a submission runs; see SUBMITTING.md)",
+    )
+    run.add_argument(
+        "--trial-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill a trial that runs longer and record it failed (default: the config's "
+        "trial_timeout; 0: no limit)",
+    )
+    run.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the trials one by one in this process (for debugging: a crash ends the run, "
+        "no time limit) instead of in worker processes",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(

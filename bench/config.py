@@ -45,10 +45,12 @@ ARCH_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int, "seeds": l
 TOP_LEVEL = {
     "name": str,
     "description": str,
+    "quick_look": bool,
     "seeds": list,
     "device": str,
     "executor": str,
     "workers": int,
+    "trial_timeout": (int, float),
     "architectures": list,
     "datasets": list,
     "metrics": list,
@@ -89,10 +91,15 @@ class MatrixConfig:
     name: str
     source: str
     description: str = ""
+    # a quick look (what `make run` runs): rendered after the other matrices and labelled so,
+    # its numbers not for citing
+    quick_look: bool = False
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
     executor: str = "local"
     workers: int = 1
+    # seconds a trial may run before it is killed and recorded failed (0: no limit)
+    trial_timeout: float = 0
     architectures: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
@@ -227,8 +234,10 @@ def with_architecture(cfg: MatrixConfig, name: str) -> MatrixConfig:
 
 
 def _expect(source: str, key: str, value: Any, kind: type) -> None:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{source}: key {key!r} must be a {kind.__name__}, got {value!r}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        what = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"{source}: key {key!r} must be a {what}, got {value!r}")
 
 
 def _names(
@@ -260,6 +269,7 @@ def parse_config(
     name = data.get("name", Path(source).stem)
     cfg = MatrixConfig(name=name, source=source, description=data.get("description", ""))
     cfg.broken = broken
+    cfg.quick_look = data.get("quick_look", False)
 
     seeds = data.get("seeds", [0])
     if not seeds or not all(
@@ -283,6 +293,12 @@ def parse_config(
     cfg.workers = data.get("workers", 1)
     if cfg.workers < 1:
         raise ConfigError(f"{source}: key 'workers' must be at least 1, got {cfg.workers}")
+    cfg.trial_timeout = data.get("trial_timeout", 0)
+    if cfg.trial_timeout < 0:
+        raise ConfigError(
+            f"{source}: key 'trial_timeout' must be seconds >= 0 (0: no limit), "
+            f"got {cfg.trial_timeout}"
+        )
     cfg.ray = _ray_options(source, data.get("ray", {}))
 
     cfg.variants = _variants(source, data.get("architecture", {}))

@@ -182,6 +182,8 @@ class Sources:
     bundles the renderer wrote) by key, and submitted bundles, still to be checked per matrix."""
 
     records: dict[str, dict] = field(default_factory=dict)
+    # the maintainers' bundles' own records by key, before the store's were laid over them
+    bundled: dict[str, dict] = field(default_factory=dict)
     submissions: list[tuple[Path, dict]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -224,7 +226,7 @@ def collect(store_path: Path, bundle_dir: Path, own_names: set[str] | None = Non
             src.submissions.append((path, bundle))
             continue
         for rec in bundle.get("records", []):
-            src.records[rec["key"]] = rec | {"origin": "bundle"}
+            src.records[rec["key"]] = src.bundled[rec["key"]] = rec | {"origin": "bundle"}
     if store_path.exists():
         store = Store(store_path)
         for rec in store.records():
@@ -232,6 +234,27 @@ def collect(store_path: Path, bundle_dir: Path, own_names: set[str] | None = Non
                 src.records[rec.key] = rec.as_dict() | {"origin": "store"}
         store.close()
     return src
+
+
+def keep_committed(
+    own: list[Trial], records: dict[str, dict], bundled: dict[str, dict]
+) -> dict[str, dict]:
+    """A matrix's committed records stay until the store holds a whole run of the matrix.
+
+    Trials are shared by key across matrices (the quick look's untrained controls are the
+    smoke matrix's), so a store that ran a few of this matrix's keys for another matrix would
+    otherwise lay its records, with their own commit and timings, over the committed run's.
+    Where the store has a record of every trial of the matrix, its records replace the
+    bundle's; otherwise a finished bundle record is kept, and the store fills only what the
+    bundle lacks or did not finish."""
+    if all(records.get(t.key, {}).get("origin") == "store" for t in own):
+        return records
+    kept = dict(records)
+    for key, rec in records.items():
+        old = bundled.get(key)
+        if rec.get("origin") == "store" and old is not None and old["status"] == "finished":
+            kept[key] = old
+    return kept
 
 
 def short_commit(commit: str | None) -> str:
@@ -252,12 +275,15 @@ class MatrixView:
         device_type: str,
         records: dict[str, dict],
         submissions: list[tuple[Path, dict]] = (),
+        bundled: dict[str, dict] | None = None,
     ) -> None:
         self.cfg = cfg
         self.device_type = device_type
         self.own: list[Trial] = expand(cfg, device_type, domain_weights_of(records))
         self.trials: list[Trial] = list(self.own)
-        self.records = {t.key: records[t.key] for t in self.own if t.key in records}
+        self.records = keep_committed(
+            self.own, {t.key: records[t.key] for t in self.own if t.key in records}, bundled or {}
+        )
         # the maintainers' own records, the only ones their bundle is written from
         self.maintainers = dict(self.records)
         self.submitted: dict[str, Submission] = {}
@@ -1843,7 +1869,8 @@ class Section:
 
     @property
     def title(self) -> str:
-        return f"{self.view.cfg.name} · {self.view.device_type.upper()} · {self.dataset}"
+        look = " (quick look)" if self.view.cfg.quick_look else ""
+        return f"{self.view.cfg.name} · {self.view.device_type.upper()} · {self.dataset}{look}"
 
     def figures(self) -> list[str]:
         """Every file under figures/ the section shows or links."""
@@ -2096,7 +2123,8 @@ def _figure_links(figs: list[Figure]) -> list[str]:
 def render_view(view: MatrixView, sections: list[Section]) -> str:
     """The markdown of one matrix on one device: per dataset, the tables and figures."""
     cfg = view.cfg
-    parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}", ""]
+    look = ": a quick look, not numbers to cite" if cfg.quick_look else ""
+    parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}{look}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
     own = "".join(
@@ -2259,10 +2287,12 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
         )
     views = []
     claimed = set()
-    for name in configs or shipped_configs():
-        cfg = load_config(name)
+    # quick looks (what `make run` runs) after the matrices whose numbers are for citing
+    for cfg in sorted(map(load_config, configs or shipped_configs()), key=lambda c: c.quick_look):
         for device_type in DEVICE_TYPES:
-            view = MatrixView(cfg, device_type, sources.records, sources.submissions)
+            view = MatrixView(
+                cfg, device_type, sources.records, sources.submissions, sources.bundled
+            )
             claimed |= {(cfg.name, device_type)}
             if not view.empty:
                 views.append(view)

@@ -9,7 +9,9 @@ workers on other nodes need the store's folder on a shared filesystem at the sam
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -140,6 +142,7 @@ def run_in_ray(
     options: RayOptions,
     on_start: Callable[[Trial, int], None],
     max_in_flight: int | None = None,
+    timeout: float | None = None,
 ) -> Iterator[tuple[Trial, dict]]:
     """One Ray task per trial; yields (trial, result) as tasks finish, like the local executor.
 
@@ -147,7 +150,8 @@ def run_in_ray(
     after a worker died calls it again), with the driver's pid: the trial is held while the
     driver that owns its task lives. A trial whose worker died on every attempt comes back as
     a failed result. ``max_in_flight`` caps the tasks submitted at once (default: no cap; Ray
-    schedules them on the cluster's free resources)."""
+    schedules them on the cluster's free resources). A task that runs past ``timeout`` seconds
+    from its start is cancelled (its worker killed) and comes back failed."""
     if not jobs:
         return
     ray = import_ray()
@@ -158,6 +162,7 @@ def run_in_ray(
     queue = list(jobs)
     running: dict[Any, Trial] = {}
     seen: dict[str, int] = {}
+    began: dict[str, float] = {}  # trial key -> when its current attempt started
 
     def sync_starts() -> None:
         for key, count in ray.get(tracker.counts.remote()).items():
@@ -165,6 +170,7 @@ def run_in_ray(
             while trial is not None and seen.get(key, 0) < count:
                 on_start(trial, os.getpid())
                 seen[key] = seen.get(key, 0) + 1
+                began[key] = time.monotonic()
 
     try:
         while queue or running:
@@ -186,6 +192,18 @@ def run_in_ray(
                     on_start(trial, os.getpid())
                     seen[trial.key] = 1
                 yield trial, result
+            for ref, trial in list(running.items()):
+                if timeout and time.monotonic() - began.get(trial.key, math.inf) > timeout:
+                    ray.cancel(ref, force=True)
+                    del running[ref]
+                    yield (
+                        trial,
+                        {
+                            "status": "failed",
+                            "error": f"timed out after {timeout:g} s (trial_timeout); its task "
+                            "was cancelled",
+                        },
+                    )
     finally:  # interrupted, or done: leave no task of this run behind on the cluster
         try:
             for ref in running:

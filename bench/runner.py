@@ -159,52 +159,117 @@ def _die_with_parent(driver_pid: int) -> None:
         os._exit(1)
 
 
-def _worker(payload: dict, conn) -> None:
-    _die_with_parent(payload["driver_pid"])
+def _pool_worker(conn, threads: int, driver_pid: int) -> None:
+    """A warm worker: imports torch once, then runs the trials the driver sends, one at a time,
+    until it is sent ``None`` (or the driver is gone)."""
+    _die_with_parent(driver_pid)
     import torch
 
     # several workers share the cores: oversubscribed OpenMP threads slow everything down many-fold
-    torch.set_num_threads(payload["threads"])
-    conn.send(run_trial(payload))
-    conn.close()
+    torch.set_num_threads(threads)
+    while True:
+        try:
+            payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        if payload is None:
+            return
+        conn.send(run_trial(payload))
 
 
-def _run_in_processes(
-    jobs: list[tuple[Trial, dict]], workers: int, on_start: Callable[[Trial, int], None]
-) -> Iterator[tuple[Trial, dict]]:
-    """One spawned process per trial, ``workers`` at a time: a crashed worker fails only its trial."""
-    ctx = mp.get_context("spawn")
-    queue = list(jobs)
-    running: dict[Any, tuple[Trial, Any, Any]] = {}
-    while queue or running:
-        while queue and len(running) < workers:
-            trial, payload = queue.pop(0)
-            parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_worker, args=(payload, child), daemon=True)
-            proc.start()
-            child.close()
-            on_start(trial, proc.pid)
-            running[proc.sentinel] = (trial, proc, parent)
-        ready = mp.connection.wait(list(running) + [r[2] for r in running.values()], timeout=1.0)
-        for sentinel, (trial, proc, parent) in list(running.items()):
-            if sentinel not in ready and parent not in ready:
-                continue
-            result = None
-            if parent.poll():
-                try:
-                    result = parent.recv()
-                except (EOFError, OSError):
-                    result = None
-            proc.join(timeout=30)
-            if result is None and proc.exitcode is None:
-                continue  # still finishing; its sentinel will fire
-            del running[sentinel]
-            if result is None:
-                result = {
-                    "status": "failed",
-                    "error": f"worker process died (exit code {proc.exitcode})",
-                }
-            yield trial, result
+@dataclass
+class _Busy:
+    trial: Trial
+    since: float
+
+
+class WorkerPool:
+    """``size`` warm worker processes, started when first needed, that run one trial each at a
+    time, so a run pays the import of torch once per worker, not once per trial.
+
+    A trial runs in a child process, never in the driver: a worker that dies (a segfault, an
+    ``os._exit``, the OOM killer) fails its trial only and is replaced; a trial that runs past
+    ``timeout`` seconds is killed with its worker and recorded failed. Workers die with the
+    driver (``PR_SET_PDEATHSIG``), even when it is killed with ``kill -9``."""
+
+    def __init__(self, size: int, threads: int, timeout: float | None = None) -> None:
+        self.size = max(1, size)
+        self.threads = max(1, threads)
+        self.timeout = timeout or None
+        self._ctx = mp.get_context("spawn")
+        self._idle: list[tuple[Any, Any]] = []  # (process, connection)
+        self._busy: dict[Any, tuple[Any, Any, _Busy]] = {}  # connection -> (process, conn, job)
+        self.started = 0  # worker processes started, replacements included
+
+    def _spawn(self) -> tuple[Any, Any]:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(
+            target=_pool_worker, args=(child, self.threads, os.getpid()), daemon=True
+        )
+        proc.start()
+        child.close()
+        self.started += 1
+        return proc, parent
+
+    def _retire(self, proc, conn) -> None:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(timeout=30)
+        conn.close()
+
+    def run(
+        self, jobs: list[tuple[Trial, dict]], on_start: Callable[[Trial, int], None]
+    ) -> Iterator[tuple[Trial, dict]]:
+        """Run ``jobs`` (trial, payload), ``size`` at a time; yields (trial, result) as each ends."""
+        queue = list(jobs)
+        while queue or self._busy:
+            while queue and len(self._busy) < self.size:
+                trial, payload = queue.pop(0)
+                proc, conn = self._idle.pop() if self._idle else self._spawn()
+                conn.send(payload)
+                on_start(trial, proc.pid)
+                self._busy[conn] = (proc, conn, _Busy(trial, time.monotonic()))
+            watched = [c for c in self._busy] + [p.sentinel for p, _, _ in self._busy.values()]
+            ready = set(mp.connection.wait(watched, timeout=1.0))
+            for conn, (proc, _, job) in list(self._busy.items()):
+                result = None
+                if conn in ready or proc.sentinel in ready:
+                    try:
+                        result = conn.recv() if conn.poll() else None
+                    except (EOFError, OSError):
+                        result = None
+                    if result is None:
+                        proc.join(timeout=30)
+                        result = {
+                            "status": "failed",
+                            "error": f"worker process died (exit code {proc.exitcode})",
+                        }
+                        self._retire(proc, conn)
+                    else:
+                        self._idle.append((proc, conn))
+                elif self.timeout and time.monotonic() - job.since > self.timeout:
+                    self._retire(proc, conn)
+                    result = {
+                        "status": "failed",
+                        "error": f"timed out after {self.timeout:g} s (trial_timeout); its "
+                        "worker was killed",
+                    }
+                if result is not None:
+                    del self._busy[conn]
+                    yield job.trial, result
+
+    def close(self) -> None:
+        """Stop every worker (idle ones are told to exit; busy ones, after an interrupt, killed)."""
+        for proc, conn in self._idle:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=10)
+            self._retire(proc, conn)
+        for proc, conn, _ in self._busy.values():
+            self._retire(proc, conn)
+        self._idle, self._busy = [], {}
 
 
 def run_matrix(
@@ -218,6 +283,8 @@ def run_matrix(
     executor: str = "local",
     address: str | None = None,
     costs: History | None = None,
+    in_process: bool = False,
+    trial_timeout: float | None = None,
 ) -> RunSummary:
     """Run every trial of ``cfg`` that the store does not hold as finished or n/a.
 
@@ -225,7 +292,13 @@ def run_matrix(
     local one (started when there is work, stopped at the end); there ``workers``, when given,
     caps the trials in flight. See :mod:`ganbench.ray_executor`. The progress line shows the
     trials done and left and the time left, estimated from ``costs`` (default: the store's
-    own records), see :mod:`ganbench.estimate`."""
+    own records), see :mod:`ganbench.estimate`.
+
+    Locally every trial runs in a child process of a :class:`WorkerPool` of ``workers`` warm
+    processes, so a crash fails that trial only; ``trial_timeout`` (default: the config's)
+    kills a trial that runs longer. ``in_process=True`` runs the trials one after another in
+    this process instead (for debugging, and for tests that register architectures in
+    memory): no isolation, no time limit."""
     from tqdm.auto import tqdm
 
     if executor not in EXECUTORS:
@@ -234,6 +307,13 @@ def run_matrix(
         from ganbench import ray_executor
 
         ray_executor.import_ray()  # without Ray, fail before touching the store
+    timeout = cfg.trial_timeout if trial_timeout is None else trial_timeout
+    if timeout and timeout < 0:
+        raise ConfigError(f"trial_timeout must be a positive number of seconds, got {timeout}")
+    if in_process and timeout:
+        raise ConfigError(
+            "a trial_timeout needs the trials in child processes: drop --in-process or the timeout"
+        )
     start = time.perf_counter()
     dev = resolve_device(cfg.device if device == "auto" else device)
     check_precision(dev, cfg.train["precision"])  # before the store is touched
@@ -334,8 +414,9 @@ def run_matrix(
                 return {"status": "failed", "error": f"its {what} trial {key[:12]} failed: {cause}"}
         return None
 
-    cluster = ExitStack()  # the Ray session, entered when the first Ray job is ready
+    cluster = ExitStack()  # the Ray session or the worker pool, entered when first needed
     cluster_up = False
+    pool: WorkerPool | None = None
     with cluster:
         for phase in ("domain", "train", "evaluate"):
             if phase == "evaluate" and any(t.provisional for t in todo):
@@ -370,9 +451,11 @@ def run_matrix(
                 jobs = [
                     (t, _payload(t, store, dev.type, False, train_configs, plugins)) for t in ready
                 ]
-                for trial, result in ray_executor.run_in_ray(jobs, cfg.ray, begin, workers):
+                for trial, result in ray_executor.run_in_ray(
+                    jobs, cfg.ray, begin, workers, timeout
+                ):
                     record(trial, result)
-            elif n_workers <= 1:
+            elif in_process:
                 for trial in ready:
                     begin(trial)
                     record(
@@ -381,17 +464,15 @@ def run_matrix(
                             _payload(trial, store, dev.type, progress, train_configs, plugins)
                         ),
                     )
-            else:
-                threads = max(1, (os.cpu_count() or 1) // n_workers)
+            elif ready:
+                if pool is None:
+                    threads = max(1, (os.cpu_count() or 1) // max(1, n_workers))
+                    pool = WorkerPool(n_workers, threads, timeout)
+                    cluster.callback(pool.close)
                 jobs = [
-                    (
-                        t,
-                        _payload(t, store, dev.type, False, train_configs, plugins)
-                        | {"threads": threads, "driver_pid": os.getpid()},
-                    )
-                    for t in ready
+                    (t, _payload(t, store, dev.type, False, train_configs, plugins)) for t in ready
                 ]
-                for trial, result in _run_in_processes(jobs, n_workers, begin):
+                for trial, result in pool.run(jobs, begin):
                     record(trial, result)
     bar.close()
     summary.seconds = time.perf_counter() - start

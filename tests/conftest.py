@@ -173,7 +173,9 @@ def tiny_board(tmp_path_factory):
     config.write_text(text)
     with registered(EXPLAINERS, "logitgap", _logit_gap_explainer()):
         store = Store(root / "runs" / "ganbench.sqlite")
-        summary = run_matrix(load_config(str(config)), store, device="cpu", quiet=True)
+        summary = run_matrix(
+            load_config(str(config)), store, device="cpu", quiet=True, in_process=True
+        )
         assert not summary.failed, summary.failed
         render(store.path, root / "leaderboard", configs=[str(config)])
     return root / "leaderboard"

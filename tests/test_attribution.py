@@ -260,7 +260,9 @@ def test_runner_records_not_applicable_with_its_reason(tmp_path, temp_architectu
     (tmp_path / "t.toml").write_text(text)
     with temp_architecture("reused", ReusedGAN):
         store = Store(tmp_path / "s.sqlite")
-        summary = run_matrix(load_config(str(tmp_path / "t.toml")), store, device="cpu", quiet=True)
+        summary = run_matrix(
+            load_config(str(tmp_path / "t.toml")), store, device="cpu", quiet=True, in_process=True
+        )
         assert not summary.failed, summary.failed
         assert summary.not_applicable == 1
         rows = [r for r in store.records() if r.kind == "evaluate"]

@@ -229,3 +229,21 @@ def test_infogan_study_config_loads_and_crosses_what_its_page_reports():
         cfg.explainers == ["codes"] and cfg.train["steps"] == load_config("standard").train["steps"]
     )
     assert set(cfg.architectures) == {"infogan", "infogan-iic", "infogan-iic-augment"}
+
+
+def test_the_quick_look_covers_every_architecture_and_is_what_make_run_runs():
+    """`make run` runs the quick matrix: every registered architecture and every variant the
+    shipped matrices name, on digits, one seed, beside both controls, with an attribution
+    method, dissection and directions."""
+    from ganbench.registry import list_architectures
+
+    quick = load_config("quick")
+    assert quick.quick_look and not load_config("smoke").quick_look
+    variants = {v for name in ("smoke", "standard") for v in load_config(name).variants}
+    assert set(list_architectures()) | variants <= set(quick.architectures)
+    assert quick.datasets == ["digits"] and quick.seeds == [0]
+    assert set(quick.references) == {"untrained", "real"}
+    assert {"knn_c2st", "mmd", "mmd_domain", "fidelity"} <= set(quick.metrics)
+    assert {"deeplift", "dissection", "directions"} <= set(quick.explainers)
+    makefile = (Path(__file__).parents[1] / "Makefile").read_text()
+    assert "$(BIN)/ganbench run quick;" in makefile

@@ -37,7 +37,7 @@ def rendered(tmp_path_factory):
     config.write_text(text + "\n[architecture.brokengan]\nwidth = 8\n")
     with registered(ARCHITECTURES, "brokengan", BrokenGAN):
         store = Store(root / "runs" / "ganbench.sqlite")
-        run_matrix(load_config(str(config)), store, device="cpu", quiet=True)
+        run_matrix(load_config(str(config)), store, device="cpu", quiet=True, in_process=True)
         render(store.path, root / "leaderboard", configs=[str(config)])
         readme = (root / "leaderboard" / "README.md").read_text()
         csv = pd.read_csv(root / "leaderboard" / "results.csv")
@@ -205,6 +205,54 @@ def test_cost_table_marks_timings_taken_on_a_shared_cpu(rendered, tmp_path):
     assert "(contended)" in dcgan
     page = (out / "index.html").read_text()
     assert "1 of 2 seeds trained while other jobs shared the CPU" in page and "41%" in page
+
+
+def test_a_store_that_shares_a_few_keys_leaves_the_committed_bundle_alone(rendered, tmp_path):
+    """Trials are shared by key across matrices (the quick look's untrained controls are the
+    smoke matrix's): a store that ran a few of a matrix's keys for another matrix must not lay
+    its records over the committed bundle; a whole run of the matrix replaces them."""
+    import json
+
+    from ganbench.registry import ARCHITECTURES
+    from tests.conftest import registered
+
+    root, *_ = rendered
+    out = tmp_path / "leaderboard"
+    shutil.copytree(root / "leaderboard", out)
+    tiny = root / "tiny.toml"
+    other = tmp_path / "other.toml"
+    other.write_text(
+        tiny.read_text()
+        .replace('name = "tiny"', 'name = "other"\nquick_look = true')
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace('architectures = ["dcgan", "brokengan"]', 'architectures = ["dcgan"]')
+        .replace('references = ["untrained", "real"]', 'references = ["untrained"]')
+        .replace("[architecture.brokengan]\nwidth = 8\n", "")
+    )
+    committed = (out / "runs" / "tiny-cpu.json").read_bytes()
+    store = Store(tmp_path / "runs" / "ganbench.sqlite")
+    with registered(ARCHITECTURES, "brokengan", BrokenGAN):
+        run_matrix(load_config(str(other)), store, device="cpu", quiet=True, in_process=True)
+        shared = {r.key for r in store.records()} & {
+            r["key"] for r in json.loads(committed)["records"]
+        }
+        assert len(shared) >= 4  # dcgan seed 0, trained and untrained, and their evaluations
+        render(store.path, out, configs=[str(other), str(tiny)])
+        assert (out / "runs" / "tiny-cpu.json").read_bytes() == committed
+        assert (out / "runs" / "other-cpu.json").is_file()
+    # a quick look comes after the matrices whose numbers are for citing, and says what it is
+    readme = (out / "README.md").read_text()
+    assert readme.index("## `tiny` matrix") < readme.index(
+        "## `other` matrix on CPU: a quick look, not numbers to cite"
+    )
+    assert "**other · CPU · digits (quick look)**" in readme
+    with registered(ARCHITECTURES, "brokengan", BrokenGAN):
+        # a whole run of the tiny matrix on this store: its records are the ones written now
+        run_matrix(load_config(str(tiny)), store, device="cpu", quiet=True, in_process=True)
+        render(store.path, out, configs=[str(tiny), str(other)])
+    started = {r.key: r.started for r in store.records()}
+    rewritten = read_bundle(out / "runs" / "tiny-cpu.json")["records"]
+    assert rewritten and all(r["started"] == started[r["key"]] for r in rewritten)
 
 
 def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp_path):

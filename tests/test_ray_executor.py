@@ -69,7 +69,9 @@ def test_ray_gives_the_local_executors_scores(ray_cluster, tiny_config, tmp_path
     ray_store = Store(tmp_path / "ray" / "s.sqlite")
     summary = run_matrix(cfg, ray_store, device="cpu", quiet=True, executor="ray")
     local_store = Store(tmp_path / "local" / "s.sqlite")
-    run_matrix(cfg, local_store, device="cpu", quiet=True)  # one thread, as each Ray task uses
+    run_matrix(
+        cfg, local_store, device="cpu", quiet=True, in_process=True
+    )  # one thread, as each Ray task uses
     assert summary.finished == 6 and not summary.failed
     assert _scores(ray_store) == _scores(local_store)
     assert all(s for s in _scores(ray_store).values())
@@ -117,7 +119,7 @@ def test_a_worker_killed_mid_trial_is_retried(
     assert records["evaluatec2st"].attempts == records["evaluatemmd"].attempts == 1
     # the retry is a clean rerun: the same scores as a local run that is never killed
     local = Store(tmp_path / "local" / "s.sqlite")
-    run_matrix(cfg, local, device="cpu", quiet=True, plugins=[str(plugin)])
+    run_matrix(cfg, local, device="cpu", quiet=True, plugins=[str(plugin)], in_process=True)
     assert _scores(store) == _scores(local)
 
 

@@ -17,7 +17,7 @@ import torch
 from ganbench.architectures.dcgan import DCGAN
 from ganbench.checkpoint import load_checkpoint
 from ganbench.config import load_config
-from ganbench.errors import CheckpointError, NonFiniteLossError
+from ganbench.errors import CheckpointError, ConfigError, NonFiniteLossError
 from ganbench.execute import CHECKPOINT, run_evaluate, train_model
 from ganbench.registry import create_architecture, create_dataset
 from ganbench.runner import run_matrix
@@ -68,7 +68,7 @@ def test_nan_architecture_fails_its_trials_and_the_others_finish(
             )
         )
         store = Store(tmp_path / "runs" / "s.sqlite")
-        summary = run_matrix(cfg, store, device="cpu", quiet=True)
+        summary = run_matrix(cfg, store, device="cpu", quiet=True, in_process=True)
     records = store.records()
     by = {(r.labels["architecture"], r.kind, r.labels.get("evaluator")): r for r in records}
     assert by[("nangan", "train", None)].status == "failed"
@@ -194,25 +194,32 @@ def test_killed_run_resumes_without_recomputing_finished_trials(tiny_config, tmp
     assert f"{len(after)} already done, 0 ran" in out.stdout
 
 
-def test_a_crashed_worker_fails_only_its_trial(tiny_config, tmp_path):
-    plugin = tmp_path / "crash_plugin.py"
-    plugin.write_text(
-        textwrap.dedent(
-            """
-        import os
-        from ganbench.registry import register_architecture
-        from ganbench.architectures.dcgan import DCGAN
+BAD_PLUGIN = """
+import os
+import time
+from ganbench.registry import register_architecture
+from ganbench.architectures.dcgan import DCGAN
 
-        @register_architecture("crashgan")
-        class CrashGAN(DCGAN):
-            def train_step(self, real):
-                os._exit(7)  # the worker process dies, as on a segfault or OOM kill
-        """
-        )
-    )
+@register_architecture("crashgan")
+class CrashGAN(DCGAN):
+    def train_step(self, real):
+        os._exit(7)  # the worker process dies, as on a segfault or OOM kill
+
+@register_architecture("hanggan")
+class HangGAN(DCGAN):
+    def train_step(self, real):
+        time.sleep(3600)  # a trial that never ends
+"""
+
+
+def _run_with(
+    tiny_config, tmp_path, arch: str, *flags: str
+) -> tuple[subprocess.CompletedProcess, list]:
+    plugin = tmp_path / "bad_plugin.py"
+    plugin.write_text(BAD_PLUGIN)
     config = tiny_config(
-        {'architectures = ["dcgan"]': 'architectures = ["dcgan", "crashgan"]'},
-        extra="[architecture.crashgan]\nwidth = 8\n",
+        {'architectures = ["dcgan"]': f'architectures = ["dcgan", "{arch}"]'},
+        extra=f"[architecture.{arch}]\nwidth = 8\n",
     )
     db = tmp_path / "s.sqlite"
     out = subprocess.run(
@@ -223,25 +230,64 @@ def test_a_crashed_worker_fails_only_its_trial(tiny_config, tmp_path):
             "--store",
             str(db),
             "--quiet",
-            "--workers",
-            "2",
             "--plugin",
             str(plugin),
+            *flags,
         ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=600,
     )
+    return out, Store(db).records()
+
+
+@pytest.mark.parametrize("flags", [(), ("--workers", "2")], ids=["default", "two-workers"])
+def test_a_crashed_worker_fails_only_its_trial(tiny_config, tmp_path, flags):
+    """By default every trial runs in a warm worker process: a crash fails its trial only."""
+    out, records = _run_with(tiny_config, tmp_path, "crashgan", *flags)
     assert out.returncode == 3, out.stdout + out.stderr
-    records = Store(db).records()
     crash_train = [
         r for r in records if r.labels["architecture"] == "crashgan" and r.kind == "train"
     ][0]
     assert (
         crash_train.status == "failed" and "worker process died (exit code 7)" in crash_train.error
     )
-    assert all(r.status == "finished" for r in records if r.labels["architecture"] == "dcgan")
+    dcgan = [r for r in records if r.labels["architecture"] == "dcgan"]
+    assert dcgan and all(r.status == "finished" for r in dcgan)
+    if not flags:  # one warm worker trained dcgan and died in crashgan's training; one
+        # replacement ran both evaluations
+        train = next(r for r in dcgan if r.kind == "train")
+        evals = {r.pid for r in dcgan if r.kind == "evaluate"}
+        assert len(evals) == 1 and train.pid not in evals and crash_train.pid == train.pid
+
+
+def test_a_trial_past_its_time_limit_is_killed_and_the_rest_run(tiny_config, tmp_path):
+    out, records = _run_with(tiny_config, tmp_path, "hanggan", "--trial-timeout", "20")
+    assert out.returncode == 3, out.stdout + out.stderr
+    hang_train = [r for r in records if r.labels["architecture"] == "hanggan" and r.kind == "train"]
+    assert hang_train[0].status == "failed"
+    assert "timed out after 20 s" in hang_train[0].error
+    assert hang_train[0].finished - hang_train[0].started < 60
+    dcgan = [r for r in records if r.labels["architecture"] == "dcgan"]
+    assert dcgan and all(r.status == "finished" for r in dcgan)
+
+
+def test_a_time_limit_in_process_is_one_clear_error(tiny_config, tmp_path):
+    config = tiny_config({'name = "tiny"': 'name = "tiny"\ntrial_timeout = 30'})
+    assert load_config(str(config)).trial_timeout == 30
+    out = subprocess.run(
+        [*GANBENCH, "run", str(config), "--store", str(tmp_path / "s.sqlite"), "--in-process"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0
+    assert "trial_timeout needs the trials in child processes" in out.stderr
+    assert not (tmp_path / "s.sqlite").exists() or not Store(tmp_path / "s.sqlite").records()
+    bad = tiny_config({'name = "tiny"': 'name = "tiny"\ntrial_timeout = -1'}, name="bad.toml")
+    with pytest.raises(ConfigError, match="'trial_timeout' must be seconds >= 0"):
+        load_config(str(bad))
 
 
 def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
