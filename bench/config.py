@@ -18,6 +18,7 @@ from ganbench.registry import (
     METRICS,
     Registry,
     UnknownNameError,
+    bad_name,
     evaluator_registry,
     get_dataset,
 )
@@ -267,6 +268,8 @@ def parse_config(
         _expect(source, key, value, TOP_LEVEL[key])
 
     name = data.get("name", Path(source).stem)
+    if bad_name(name):
+        raise ConfigError(f"{source}: key 'name': {bad_name(name)}")
     cfg = MatrixConfig(name=name, source=source, description=data.get("description", ""))
     cfg.broken = broken
     cfg.quick_look = data.get("quick_look", False)
@@ -397,6 +400,8 @@ def _variants(source: str, tables: dict) -> dict[str, str]:
             continue
         base = table["variant_of"]
         where = f"{source}: [architecture.{name}]"
+        if bad_name(name):
+            raise ConfigError(f"{where}: a variant's {bad_name(name)}")
         if not isinstance(base, str) or base not in ARCHITECTURES:
             raise ConfigError(
                 f"{where}: {ARCHITECTURES.unknown_message(str(base), 'in key variant_of')}"

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,7 @@ from ganbench.evaluator import EvalContext
 from ganbench.keys import source_hashes
 from ganbench.plugins import load_plugin_file
 from ganbench.registry import create_architecture, create_dataset, evaluator_registry
+from ganbench.store import pid_alive
 
 CHECKPOINT = "model.safetensors"
 SAMPLE_GRID = "samples.png"
@@ -382,39 +384,58 @@ def save_sample_grid(arch, path: Path, n: int, seed: int) -> None:
     )
 
 
+def partial_dir(artifact_dir: Path) -> Path:
+    """A fresh folder beside ``artifact_dir`` for one attempt to write into before it is moved
+    into place: ``<key>.partial-<pid>-<random>``, so two attempts never share one (two runs
+    on a store had; one deleted the other's ``losses.csv``). Partial folders of processes that
+    are gone (a killed run) are removed."""
+    artifact_dir.parent.mkdir(parents=True, exist_ok=True)
+    for old in artifact_dir.parent.glob(artifact_dir.name + ".partial*"):
+        pid = old.name.rsplit(".partial", 1)[1].lstrip("-").split("-")[0]
+        if not pid.isdigit() or not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    tmp = artifact_dir.with_name(
+        f"{artifact_dir.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    )
+    tmp.mkdir()
+    return tmp
+
+
 def run_train(
     config: dict[str, Any], artifact_dir: Path, device: torch.device, progress: bool
 ) -> dict[str, Any]:
     """Train one architecture on one dataset; writes checkpoint, sample grid and loss log."""
     seed_everything(config["seed"])
     dataset, arch = build(config)
-    tmp = artifact_dir.with_name(artifact_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    budget = config["budget"]
-    timings = train_model(
-        arch,
-        dataset.split("train").images,
-        budget["steps"],
-        budget["batch_size"],
-        config["seed"],
-        device,
-        config["log_every"],
-        progress,
-        tmp / "losses.csv",
-        precision=config.get("precision", TRAIN_DEFAULTS["precision"]),
-        compile=config.get("compile", TRAIN_DEFAULTS["compile"]),
-    )
-    scores = {k: timings.pop(k) for k in list(timings) if k.startswith("final_")}
-    start = time.perf_counter()
-    # the weights' hash: two runs of one key trained bit-identically exactly when these agree
-    weights = save_checkpoint(arch, tmp / CHECKPOINT)
-    with numerics(device, "fp32"):  # whatever the training precision: the grid in plain fp32
-        save_sample_grid(arch, tmp / SAMPLE_GRID, config["grid_size"], config["seed"])
-        timings["save_s"] = time.perf_counter() - start
-        timings["generate_images_per_s"] = generation_throughput(arch, device)
-    timings["params_generator"] = float(count_parameters(arch.generator))
-    timings["params_discriminator"] = float(count_parameters(arch.discriminator))
+    tmp = partial_dir(artifact_dir)
+    try:
+        budget = config["budget"]
+        timings = train_model(
+            arch,
+            dataset.split("train").images,
+            budget["steps"],
+            budget["batch_size"],
+            config["seed"],
+            device,
+            config["log_every"],
+            progress,
+            tmp / "losses.csv",
+            precision=config.get("precision", TRAIN_DEFAULTS["precision"]),
+            compile=config.get("compile", TRAIN_DEFAULTS["compile"]),
+        )
+        scores = {k: timings.pop(k) for k in list(timings) if k.startswith("final_")}
+        start = time.perf_counter()
+        # the weights' hash: two runs of one key trained bit-identically exactly when these agree
+        weights = save_checkpoint(arch, tmp / CHECKPOINT)
+        with numerics(device, "fp32"):  # whatever the training precision: the grid in plain fp32
+            save_sample_grid(arch, tmp / SAMPLE_GRID, config["grid_size"], config["seed"])
+            timings["save_s"] = time.perf_counter() - start
+            timings["generate_images_per_s"] = generation_throughput(arch, device)
+        timings["params_generator"] = float(count_parameters(arch.generator))
+        timings["params_discriminator"] = float(count_parameters(arch.discriminator))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed attempt leaves nothing behind
+        raise
     shutil.rmtree(artifact_dir, ignore_errors=True)
     os.replace(tmp, artifact_dir)
     return {"scores": scores, "timings": timings, "outputs": {"weights_sha256": weights}}

@@ -1671,6 +1671,12 @@ def domain_line(view: MatrixView, dataset: str) -> str | None:
     return None
 
 
+def _within(root: Path, path: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` (names are checked where they enter, bundles
+    included; this keeps any file the renderer writes under ``leaderboard/`` regardless)."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def _first_seed(view: MatrixView, lab: dict) -> bool:
     return lab["seed"] == (view.cfg.seeds_for(lab["architecture"]) or view.cfg.seeds)[0]
 
@@ -1694,6 +1700,8 @@ def _copy_figures(
         )
         src = store_artifacts / t.key / SAMPLE_GRID
         dst = out / rel
+        if not _within(out, dst):
+            continue
         if src.is_file():
             store_png(src, dst, grid=True)
         if dst.is_file():
@@ -1728,6 +1736,8 @@ def _copied_artifacts(view: MatrixView, store_artifacts: Path, out: Path, patter
             continue
         folder = out / "figures" / view.slug / lab["dataset"]
         prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
+        if not _within(out, folder / prefix):
+            continue
         src_dir = store_artifacts / t.key
         for src in sorted(src_dir.glob(pattern)) if src_dir.is_dir() else []:
             dst = folder / (prefix + src.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Generic, TypeVar
@@ -17,6 +18,22 @@ from typing import Any, Generic, TypeVar
 from ganbench.errors import GanbenchError, PluginLoadError
 
 T = TypeVar("T")
+
+# what a registered name, a variant's or a matrix's name may be: it becomes part of file names
+# (figures/<matrix>-<device>/<dataset>/<architecture>-..., runs/<matrix>-<device>.json), so no
+# path separator, no leading dot, nothing a shell or a browser reads specially
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NAME_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+
+def bad_name(name: object) -> str | None:
+    """Why ``name`` cannot name an architecture, dataset, evaluator or matrix; None if it can."""
+    if not isinstance(name, str):
+        return f"a name must be a string, got {type(name).__name__}"
+    if not NAME_PATTERN.fullmatch(name):
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        return f"{shown!r} is not a valid name ({NAME_RULE})"
+    return None
 
 
 class UnknownNameError(GanbenchError, KeyError):
@@ -45,6 +62,9 @@ class Registry(Generic[T]):
             key = name or getattr(cls, "name", None)
             if not key:
                 raise ValueError(f"{cls!r} needs a name to be registered as a {self.kind}")
+            why = bad_name(key)
+            if why:
+                raise ValueError(f"cannot register {self.kind} {_qualname(cls)}: {why}")
             existing = self._classes.get(key)
             if (
                 existing is not None

@@ -145,6 +145,9 @@ def dry_run_totals(planned: list[Planned], workers: int) -> dict[str, Any]:
     }
 
 
+WAIT_POLL_S = 2.0  # how often a run looks whether another run has finished a prerequisite
+
+
 def _die_with_parent(driver_pid: int) -> None:
     """Linux: the kernel kills this worker when the driver dies (even by kill -9), so no orphan
     keeps a trial marked running by a live pid after the driver is gone."""
@@ -218,13 +221,20 @@ class WorkerPool:
         conn.close()
 
     def run(
-        self, jobs: list[tuple[Trial, dict]], on_start: Callable[[Trial, int], None]
+        self,
+        jobs: list[tuple[Trial, dict]],
+        on_start: Callable[[Trial, int], None],
+        claim: Callable[[Trial], bool] = lambda trial: True,
     ) -> Iterator[tuple[Trial, dict]]:
-        """Run ``jobs`` (trial, payload), ``size`` at a time; yields (trial, result) as each ends."""
+        """Run ``jobs`` (trial, payload), ``size`` at a time; yields (trial, result) as each ends.
+        ``claim(trial)`` is asked just before a trial is sent to a worker; a trial it refuses
+        is not run (another run on the store has it)."""
         queue = list(jobs)
         while queue or self._busy:
             while queue and len(self._busy) < self.size:
                 trial, payload = queue.pop(0)
+                if not claim(trial):
+                    continue
                 proc, conn = self._idle.pop() if self._idle else self._spawn()
                 conn.send(payload)
                 on_start(trial, proc.pid)
@@ -323,6 +333,8 @@ def run_matrix(
     # status and error of every prerequisite (domain and train trials), for their dependants
     prereq_status: dict[str, str] = {}
     prereq_errors: dict[str, str] = {}
+    # trials another live run on this store holds: skipped here; their dependants wait for them
+    elsewhere: set[str] = set()
 
     def pending(candidates: list[Trial]) -> list[Trial]:
         """Those of ``candidates`` still to run; rows are added to the store for them (not for
@@ -341,6 +353,7 @@ def run_matrix(
             elif store.held_elsewhere(record):
                 log(f"skipping {describe(trial)}: running in process {record.pid}")
                 summary.skipped += 1
+                elsewhere.add(trial.key)
             else:
                 out.append(trial)
         return out
@@ -369,10 +382,59 @@ def run_matrix(
         text = f"{left} to run, about {duration(eta.seconds / parallel)} to go"
         bar.set_postfix_str(f"{text} · {now}" if now else text, refresh=True)
 
+    begun: set[str] = set()
+    workers_of_this_run: set[int] = set()
+
+    def claim(trial: Trial) -> bool:
+        """Take the trial just before it runs (atomic in the store): another run on the same
+        store may have finished it or be running it since this run planned."""
+        outcome = store.claim(trial.key, workers_of_this_run)
+        if outcome == "claimed":
+            return True
+        summary.skipped += 1
+        if outcome == "held":
+            elsewhere.add(trial.key)
+            bar.write(f"skipping {describe(trial)}: another run on this store holds it")
+        elif trial.kind != "evaluate":
+            prereq_status[trial.key] = store.get(trial.key).status
+        eta.skipped(trial.key)
+        bar.update(1)
+        show()
+        return False
+
     def begin(trial: Trial, pid: int | None = None) -> None:
-        store.mark_running(trial.key, pid)
+        if trial.key in begun:  # Ray started it again after its worker died: a new attempt
+            store.mark_running(trial.key, pid)
+        elif pid is not None:
+            store.set_pid(trial.key, pid)
+            workers_of_this_run.add(pid)
+        begun.add(trial.key)
         started[trial.key] = time.perf_counter()
         show(describe(trial))
+
+    def wait_for_others(phase_trials: list[Trial]) -> None:
+        """Prerequisites another run is producing: wait until it ends them (or dies)."""
+        keys = {
+            k
+            for t in phase_trials
+            for k in (t.depends_on, t.extra.get("domain"))
+            if k in elsewhere and k not in prereq_status
+        }
+        while keys:
+            show(f"waiting for {len(keys)} trial(s) another run on this store is producing")
+            for key in list(keys):
+                rec = store.get(key)
+                if rec is not None and rec.status in ("finished", "failed", "n/a"):
+                    prereq_status[key] = rec.status
+                    prereq_errors[key] = rec.error or rec.status
+                elif rec is None or not store.held_elsewhere(rec):
+                    prereq_status[key] = "abandoned"
+                    prereq_errors[key] = "the run that held it stopped before it ended; rerun"
+                else:
+                    continue
+                keys.discard(key)
+            if keys:
+                time.sleep(WAIT_POLL_S)
 
     def record(trial: Trial, result: dict) -> None:
         status = result["status"]
@@ -411,6 +473,8 @@ def run_matrix(
         ):
             if key and prereq_status.get(key) != "finished":
                 cause = prereq_errors.get(key) or "it did not finish"
+                if prereq_status.get(key) == "abandoned":
+                    return {"status": "failed", "error": f"its {what} trial {key[:12]}: {cause}"}
                 return {"status": "failed", "error": f"its {what} trial {key[:12]} failed: {cause}"}
         return None
 
@@ -419,6 +483,7 @@ def run_matrix(
     pool: WorkerPool | None = None
     with cluster:
         for phase in ("domain", "train", "evaluate"):
+            wait_for_others([t for t in todo if t.kind == phase])
             if phase == "evaluate" and any(t.provisional for t in todo):
                 # the domain networks now exist: key their evaluations by the weights' sha256
                 waiting = {t.extra["domain"] for t in todo if t.provisional}
@@ -437,6 +502,7 @@ def run_matrix(
                 bar.total = bar.n + sum(t.kind == "evaluate" for t in todo)
                 show()
             ready = []
+            wait_for_others([t for t in todo if t.kind == phase])  # re-planned ones' too
             for trial in (t for t in todo if t.kind == phase):
                 early = blocked(trial)
                 if early is not None:
@@ -444,6 +510,8 @@ def run_matrix(
                     record(trial, early)
                 else:
                     ready.append(trial)
+            if executor == "ray":
+                ready = [t for t in ready if claim(t)]
             if executor == "ray" and ready:
                 if not cluster_up:
                     cluster.enter_context(ray_executor.ray_cluster(address, cfg.ray, quiet))
@@ -457,6 +525,8 @@ def run_matrix(
                     record(trial, result)
             elif in_process:
                 for trial in ready:
+                    if not claim(trial):
+                        continue
                     begin(trial)
                     record(
                         trial,
@@ -472,7 +542,7 @@ def run_matrix(
                 jobs = [
                     (t, _payload(t, store, dev.type, False, train_configs, plugins)) for t in ready
                 ]
-                for trial, result in pool.run(jobs, begin):
+                for trial, result in pool.run(jobs, begin, claim):
                     record(trial, result)
     bar.close()
     summary.seconds = time.perf_counter() - start

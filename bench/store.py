@@ -185,6 +185,32 @@ class Store:
             ),
         )
 
+    def claim(self, key: str, mine: set[int] = frozenset()) -> str:
+        """Take a trial for this run, atomically across processes sharing the store: returns
+        ``"claimed"`` (now ``running``, held by this process), ``"done"`` (finished or n/a by
+        now) or ``"held"`` (another live run holds it; ``mine`` are pids of this run's own
+        workers, whose trials are not another run's)."""
+        self.db.execute("BEGIN IMMEDIATE")  # the write lock first: no two runs claim one trial
+        try:
+            row = self.db.execute("SELECT * FROM trials WHERE key = ?", (key,)).fetchone()
+            record = self._row(row) if row else None
+            if record is not None and record.status in DONE:
+                outcome = "done"
+            elif record is not None and record.pid not in mine and self.held_elsewhere(record):
+                outcome = "held"
+            else:
+                self.mark_running(key)
+                outcome = "claimed"
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return outcome
+
+    def set_pid(self, key: str, pid: int) -> None:
+        """The worker process that now runs a claimed trial (its liveness holds the claim)."""
+        self.db.execute("UPDATE trials SET pid=? WHERE key=?", (pid, key))
+
     def mark_running(self, key: str, pid: int | None = None) -> None:
         self.db.execute(
             "UPDATE trials SET status='running', host=?, pid=?, started=?, attempts=attempts+1, error=NULL "

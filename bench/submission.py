@@ -13,6 +13,7 @@ rows are marked as not reproduced until the maintainers' own store holds the sam
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from ganbench.config import MatrixConfig
 from ganbench.errors import GanbenchError
+from ganbench.registry import bad_name
 from ganbench.store import Store
 from ganbench.trials import (
     SCHEMA_VERSION,
@@ -114,13 +116,142 @@ def export_bundle(
     return path, summary
 
 
+# what a bundle may hold (``validate_bundle``): anything past these is refused before use
+MAX_BUNDLE_BYTES = 64 * 2**20  # the committed smoke bundle is 1.8 MB
+MAX_DEPTH = 24  # nesting of objects and lists; a trial record needs 6
+MAX_STRING = 100_000  # characters in one string (an error message, a config value)
+MAX_RECORDS = 100_000
+LATEST_TIME = 1e11  # seconds since the epoch (the year 5138): larger is not a timestamp
+RECORD_KINDS = ("domain", "train", "evaluate")
+RECORD_STATUSES = ("finished", "failed", "n/a")
+LABEL_NAMES = ("architecture", "dataset", "evaluator")
+# label values that are not registry names: the real-data row and the domain network
+ROW_LABELS = ("real data", "domain network")
+
+
+def _walk(value: Any) -> None:
+    """Depth, string sizes and finite numbers, everywhere in a parsed bundle (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"it nests objects deeper than {MAX_DEPTH} levels")
+            children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            for k, v in children:
+                if isinstance(k, str) and len(k) > MAX_STRING:
+                    raise ValueError(f"a key is longer than {MAX_STRING} characters")
+                stack.append((v, depth + 1))
+        elif isinstance(item, str):
+            if len(item) > MAX_STRING:
+                raise ValueError(f"a string is longer than {MAX_STRING} characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"it holds the number {item} (NaN and infinities are refused)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_record(rec: Any, i: int) -> None:
+    where = f"record {i}"
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where} is a {type(rec).__name__}, not an object")
+    key = rec.get("key")
+    if not isinstance(key, str) or len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"{where}: key must be 64 lowercase hex digits")
+    where = f"record {key[:12]}"
+    if rec.get("kind") not in RECORD_KINDS:
+        raise ValueError(f"{where}: kind must be one of {', '.join(RECORD_KINDS)}")
+    if rec.get("status") not in RECORD_STATUSES:
+        raise ValueError(f"{where}: status must be one of {', '.join(RECORD_STATUSES)}")
+    for name in ("config", "labels"):
+        if not isinstance(rec.get(name), dict):
+            raise ValueError(f"{where}: {name} must be an object")
+    labels = rec["labels"]
+    for name in LABEL_NAMES:
+        value = labels.get(name)
+        if value is not None and value not in ROW_LABELS and bad_name(value):
+            raise ValueError(f"{where}: label {name}: {bad_name(value)}")
+    seed = labels.get("seed")
+    if seed is not None and not (
+        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+    ):
+        raise ValueError(f"{where}: label seed must be a non-negative integer, got {seed!r}")
+    for name in ("scores", "timings"):
+        values = rec.get(name)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}: {name} must be an object of numbers")
+        for score, value in values.items():
+            if not _number(value):
+                raise ValueError(
+                    f"{where}: {name[:-1]} {score!r} is {json.dumps(value)[:40]}, not a number"
+                )
+    if rec.get("outputs") is not None and not isinstance(rec["outputs"], dict):
+        raise ValueError(f"{where}: outputs must be an object")
+    env = rec.get("env")
+    if (
+        env is not None
+        and not isinstance(env, dict)
+        and not (_number(env) and float(env).is_integer())
+    ):
+        raise ValueError(f"{where}: env must be an object (or an index into envs)")
+    if rec.get("error") is not None and not isinstance(rec["error"], str):
+        raise ValueError(f"{where}: error must be a string")
+    for name in ("created", "started", "finished"):
+        value = rec.get(name)
+        if value is not None and not (_number(value) and 0 <= value <= LATEST_TIME):
+            raise ValueError(f"{where}: {name} must be seconds since the epoch, got {value!r}")
+
+
+def validate_bundle(bundle: Any) -> None:
+    """Refuse (ValueError, one line) a parsed bundle that is not what ganbench writes: its
+    types, sizes, depth, names and numbers (finite, timestamps in range) are checked before
+    anything reads it, so one bad bundle cannot crash the render of the others."""
+    if not isinstance(bundle, dict):
+        raise ValueError(f"it is a JSON {type(bundle).__name__}, not an object")
+    _walk(bundle)
+    for name in ("matrix", "device_type", "origin", "architecture", "exported"):
+        if bundle.get(name) is not None and not isinstance(bundle[name], str):
+            raise ValueError(f"its {name} must be a string")
+    for name in ("matrix", "architecture"):
+        if bundle.get(name) is not None and bad_name(bundle[name]):
+            raise ValueError(f"its {name}: {bad_name(bundle[name])}")
+    if bundle.get("device_type") not in (None, "cpu", "cuda"):
+        raise ValueError(f"its device_type must be cpu or cuda, got {bundle['device_type']!r}")
+    for name in ("environment", "code"):
+        if bundle.get(name) is not None and not isinstance(bundle[name], dict):
+            raise ValueError(f"its {name} must be an object")
+    records = bundle.get("records", [])
+    if not isinstance(records, list):
+        raise ValueError("its records must be a list")
+    if len(records) > MAX_RECORDS:
+        raise ValueError(f"it holds {len(records)} records, more than {MAX_RECORDS}")
+    for i, rec in enumerate(records):
+        _check_record(rec, i)
+
+
 def read_bundle(path: Path) -> dict[str, Any]:
-    """A bundle file as a dict; malformed JSON or a wrong schema is a one-line error."""
+    """A bundle file as a dict; malformed JSON, a wrong schema or anything
+    :func:`validate_bundle` refuses is a one-line error."""
+    size = path.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        raise BundleRefused(
+            f"result bundle {path} is {size / 2**20:.0f} MB, over the {MAX_BUNDLE_BYTES >> 20} MB "
+            "a bundle may be: split it or remove it"
+        )
     try:
         bundle = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleRefused(
             f"result bundle {path} is not valid JSON ({exc}): fix or remove it"
+        ) from None
+    except RecursionError:
+        raise BundleRefused(
+            f"result bundle {path} nests objects deeper than {MAX_DEPTH} levels: "
+            "it is not a ganbench bundle"
         ) from None
     if not isinstance(bundle, dict) or bundle.get("schema") not in READABLE_BUNDLE_SCHEMAS:
         got = bundle.get("schema") if isinstance(bundle, dict) else None
@@ -133,6 +264,10 @@ def read_bundle(path: Path) -> dict[str, Any]:
             f"result bundle {path} holds trials of schema {bundle.get('trial_schema')!r}, this "
             f"ganbench runs schema {SCHEMA_VERSION}: rerun the matrix and export again"
         )
+    try:
+        validate_bundle(bundle)
+    except ValueError as exc:
+        raise BundleRefused(f"result bundle {path.name} is refused: {exc}") from None
     try:
         return expand_envs(bundle)
     except ValueError as exc:

@@ -386,3 +386,33 @@ def _proc_state(pid: int) -> str:
         return open(f"/proc/{pid}/status").read().lower()
     except OSError:
         return "zombie"
+
+
+@pytest.mark.parametrize("delay", [0.0, 3.0], ids=["together", "3s-apart"])
+def test_two_runs_of_one_matrix_on_one_store_run_each_trial_once(tiny_config, tmp_path, delay):
+    """Issue 30: two runs of one matrix on one store planned alike and ran 15-23 of 24 trials
+    twice, storing finished ones as failed. Each trial is now claimed just before it runs,
+    and a dependant waits for the prerequisite another run is producing."""
+    import re
+
+    config = tiny_config(
+        {"seeds = [0]": "seeds = [0, 1]", "references = []": 'references = ["untrained", "real"]'}
+    )
+    db = tmp_path / "s.sqlite"
+    cmd = [*GANBENCH, "run", str(config), "--store", str(db), "--quiet"]
+    first = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(delay)
+    second = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    outs = [p.communicate(timeout=600) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    records = Store(db).records()
+    assert len(records) == 16  # per seed: (trained, untrained) x (train, c2st, mmd) + real x 2
+    assert {r.status for r in records} == {"finished"}
+    assert {r.attempts for r in records} == {1}, [(r.labels, r.attempts) for r in records]
+    ran = [int(re.search(r"(\d+) ran", out).group(1)) for out, _ in outs]
+    assert sum(ran) == len(records)
+    assert not list((tmp_path / "artifacts").glob("*.partial*"))

@@ -323,3 +323,117 @@ def test_a_bundle_claiming_to_be_the_maintainers_is_checked_as_a_submission(flow
         assert any(name in r and "names no architecture" in r for r in done.refused)
     readme = (out_dir / "README.md").read_text()
     assert "> Refused:" in readme and "tiny-cpu2.json" in readme
+
+
+def _nested(depth: int) -> str:
+    return '{"schema": 2, "records": [' + "[" * depth + "]" * depth + "]}"
+
+
+def _first_eval(b: dict) -> dict:
+    return next(r for r in b["records"] if r["kind"] == "evaluate" and r["scores"])
+
+
+def _set_score(value):
+    def edit(b):
+        rec = _first_eval(b)
+        rec["scores"][next(iter(rec["scores"]))] = value
+        return b
+
+    return edit
+
+
+def _set(field: str, value):
+    def edit(b):
+        _first_eval(b)[field] = value
+        return b
+
+    return edit
+
+
+MALFORMED = {
+    # issue 30, item 4: each of these crashed the whole render or ranked a non-number
+    "string score": (_set_score("0.1"), "not a number"),
+    "null score": (_set_score(None), "not a number"),
+    "list score": (_set_score([1]), "not a number"),
+    "dict score": (_set_score({"a": 1}), "not a number"),
+    "NaN score": (_set_score(float("nan")), "NaN and infinities are refused"),
+    "-Infinity score": (_set_score(float("-inf")), "NaN and infinities are refused"),
+    "huge finished": (_set("finished", 1e300), "finished must be seconds since the epoch"),
+    "string env": (_set("env", "a string"), "env must be an object"),
+    "list labels": (_set("labels", [1, 2]), "labels must be an object"),
+    # item 5: names that would write figures outside leaderboard/
+    "traversing architecture": (
+        lambda b: b | {"architecture": "../../x"},
+        "is not a valid name",
+    ),
+    "absolute label": (
+        lambda b: {
+            **b,
+            "records": [
+                r | {"labels": r["labels"] | {"architecture": "/tmp/x"}} for r in b["records"]
+            ],
+        },
+        "is not a valid name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED), ids=list(MALFORMED))
+def test_a_malformed_bundle_is_refused_in_one_line_and_the_rest_renders(flow, tmp_path, case):
+    root, _, config, board, _ = flow
+    edit, words = MALFORMED[case]
+    out_dir = tmp_path / "lb"
+    (out_dir / "runs").mkdir(parents=True)
+    good = read_bundle(board / "runs" / "submitted-tiny-cpu-tinygan.json")
+    (out_dir / "runs" / "submitted-tiny-cpu-bad.json").write_text(
+        json.dumps(edit(copy.deepcopy(good)))  # NaN and Infinity are written as JSON allows
+    )
+    done = render_all(root / "maintainers" / "ganbench.sqlite", out_dir, [str(config)])
+    refusal = [r for r in done.refused if "submitted-tiny-cpu-bad.json" in r]
+    assert len(refusal) == 1 and words in refusal[0] and "\n" not in refusal[0]
+    readme = (out_dir / "README.md").read_text()
+    assert "| dcgan " in readme and "nan ± nan" not in readme and "-inf" not in readme
+    written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
+    assert all(p.is_relative_to(out_dir.resolve()) for p in written)
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_a_deep_or_huge_bundle_is_refused_before_it_is_parsed_whole(tmp_path, monkeypatch):
+    from ganbench import submission
+
+    deep = tmp_path / "submitted-deep.json"
+    deep.write_text(_nested(200_000))
+    with pytest.raises(BundleRefused, match="nests objects deeper than"):
+        read_bundle(deep)
+    shallow_but_deep = tmp_path / "submitted-d30.json"
+    shallow_but_deep.write_text(_nested(30))
+    with pytest.raises(BundleRefused, match="nests objects deeper than 24 levels"):
+        read_bundle(shallow_but_deep)
+    monkeypatch.setattr(submission, "MAX_BUNDLE_BYTES", 100)
+    big = tmp_path / "submitted-big.json"
+    big.write_text(" " * 200 + "{}")
+    with pytest.raises(BundleRefused, match="over the 0 MB a bundle may be"):
+        read_bundle(big)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/path", ".hidden", "a/b", "x" * 65])
+def test_names_that_are_not_names_are_refused_where_they_enter(name, tmp_path):
+    from ganbench.architectures.dcgan import DCGAN
+    from ganbench.errors import ConfigError
+    from ganbench.registry import ARCHITECTURES, bad_name
+
+    assert bad_name(name)
+    with pytest.raises(ValueError, match="not a valid name|needs a name"):
+        ARCHITECTURES.register(name)(type("Odd", (DCGAN,), {}))
+    assert name not in ARCHITECTURES._classes
+    variant = tmp_path / "variant.toml"
+    variant.write_text(
+        TINY.replace('architectures = ["dcgan"]', f'architectures = ["dcgan", {json.dumps(name)}]')
+        + f'\n[architecture.{json.dumps(name)}]\nvariant_of = "dcgan"\n'
+    )
+    with pytest.raises(ConfigError, match="not a valid name|must name"):
+        load_config(str(variant))
+    matrix = tmp_path / "matrix.toml"
+    matrix.write_text(TINY.replace('name = "tiny"', f"name = {json.dumps(name)}"))
+    with pytest.raises(ConfigError, match="key 'name'"):
+        load_config(str(matrix))
