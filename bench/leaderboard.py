@@ -34,7 +34,7 @@ from ganbench.formatting import cost_text, cost_unit, values_text, values_title
 from ganbench.registry import evaluator_registry
 from ganbench.reproduce import Summary, compare
 from ganbench.scores import OTHER, QUALITY_GROUPS, Score
-from ganbench.store import Store
+from ganbench.store import DONE, Store
 from ganbench.submission import (
     BUNDLE_SCHEMA,
     RECORD_FIELDS,
@@ -245,14 +245,14 @@ def keep_committed(
     smoke matrix's), so a store that ran a few of this matrix's keys for another matrix would
     otherwise lay its records, with their own commit and timings, over the committed run's.
     Where the store has a record of every trial of the matrix, its records replace the
-    bundle's; otherwise a finished bundle record is kept, and the store fills only what the
-    bundle lacks or did not finish."""
+    bundle's; otherwise a finished or n/a bundle record is kept, and the store fills only what
+    the bundle lacks or did not finish."""
     if all(records.get(t.key, {}).get("origin") == "store" for t in own):
         return records
     kept = dict(records)
     for key, rec in records.items():
         old = bundled.get(key)
-        if rec.get("origin") == "store" and old is not None and old["status"] == "finished":
+        if rec.get("origin") == "store" and old is not None and old["status"] in DONE:
             kept[key] = old
     return kept
 

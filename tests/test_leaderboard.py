@@ -255,6 +255,31 @@ def test_a_store_that_shares_a_few_keys_leaves_the_committed_bundle_alone(render
     assert rewritten and all(r["started"] == started[r["key"]] for r in rewritten)
 
 
+def test_committed_finished_and_na_records_stay_until_a_whole_run_replaces_them():
+    from types import SimpleNamespace
+
+    from ganbench.leaderboard import keep_committed
+
+    own = [SimpleNamespace(key=k) for k in ("a", "b", "c", "d")]
+    bundled = {
+        "a": {"status": "finished", "origin": "bundle", "run": "committed"},
+        "b": {"status": "n/a", "origin": "bundle", "run": "committed"},
+        "c": {"status": "failed", "origin": "bundle", "run": "committed"},
+    }
+    store = {
+        k: {"status": "finished" if k != "b" else "n/a", "origin": "store", "run": "local"}
+        for k in "abc"
+    }
+    kept = keep_committed(own, bundled | store, bundled)  # the store lacks d: not a whole run
+    assert {k: r["run"] for k, r in kept.items()} == {
+        "a": "committed",
+        "b": "committed",
+        "c": "local",
+    }
+    whole = store | {"d": {"status": "finished", "origin": "store", "run": "local"}}
+    assert {r["run"] for r in keep_committed(own, bundled | whole, bundled).values()} == {"local"}
+
+
 def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp_path):
     """A record made with uncommitted changes reads `<sha>-dirty` in the header and provenance."""
     import json
