@@ -36,10 +36,11 @@ def inline_markdown(text: str) -> Markup:
 
 def write_page(path: Path, views: list, sections: list, date: str) -> Path:
     """Render the page for ``sections`` (built by ganbench.leaderboard) to ``path``."""
-    from ganbench.leaderboard import REPRODUCTION_NOTE, legend_rows, trial_words
+    from ganbench.leaderboard import REPRODUCTION_NOTE, budget_line, legend_rows, trial_words
 
     legends = {view.slug: legend_rows(view) for view in views}
     words = {view.slug: trial_words(view) for view in views}
+    budgets = {view.slug: budget_line(view.cfg) for view in views}
     html = (
         _environment()
         .get_template("leaderboard.html.j2")
@@ -47,6 +48,7 @@ def write_page(path: Path, views: list, sections: list, date: str) -> Path:
             sections=sections,
             legends=legends,
             trial_words=words,
+            budget_lines=budgets,
             date=date,
             version=__version__,
             table_titles=TABLE_TITLES,

@@ -182,8 +182,9 @@ class Sources:
     bundles the renderer wrote) by key, and submitted bundles, still to be checked per matrix."""
 
     records: dict[str, dict] = field(default_factory=dict)
-    # the maintainers' bundles' own records by key, before the store's were laid over them
-    bundled: dict[str, dict] = field(default_factory=dict)
+    # each maintainers' bundle's own records by key (file name -> key -> record), before the
+    # store's or another bundle's were laid over them
+    bundled: dict[str, dict[str, dict]] = field(default_factory=dict)
     submissions: list[tuple[Path, dict]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
 
@@ -226,7 +227,8 @@ def collect(store_path: Path, bundle_dir: Path, own_names: set[str] | None = Non
             src.submissions.append((path, bundle))
             continue
         for rec in bundle.get("records", []):
-            src.records[rec["key"]] = src.bundled[rec["key"]] = rec | {"origin": "bundle"}
+            rec = rec | {"origin": "bundle"}
+            src.records[rec["key"]] = src.bundled.setdefault(path.name, {})[rec["key"]] = rec
     if store_path.exists():
         store = Store(store_path)
         for rec in store.records():
@@ -241,18 +243,19 @@ def keep_committed(
 ) -> dict[str, dict]:
     """A matrix's committed records stay until the store holds a whole run of the matrix.
 
-    Trials are shared by key across matrices (the quick look's untrained controls are the
-    smoke matrix's), so a store that ran a few of this matrix's keys for another matrix would
-    otherwise lay its records, with their own commit and timings, over the committed run's.
-    Where the store has a record of every trial of the matrix, its records replace the
-    bundle's; otherwise a finished or n/a bundle record is kept, and the store fills only what
-    the bundle lacks or did not finish."""
+    Trials are shared by key across matrices (the quick look's real-data rows can be the
+    smoke matrix's), so a store that ran a few of this matrix's keys for another matrix, or
+    another matrix's bundle holding the same key, would otherwise lay its record, with its own
+    commit and timings, over the committed run's. Where the store has a record of every trial
+    of the matrix, its records replace the bundle's (``bundled``: this matrix's own bundle);
+    otherwise a finished or n/a bundle record is kept, and the rest fills only what the bundle
+    lacks or did not finish."""
     if all(records.get(t.key, {}).get("origin") == "store" for t in own):
         return records
     kept = dict(records)
-    for key, rec in records.items():
+    for key in records:
         old = bundled.get(key)
-        if rec.get("origin") == "store" and old is not None and old["status"] in DONE:
+        if old is not None and old["status"] in DONE:
             kept[key] = old
     return kept
 
@@ -1844,6 +1847,24 @@ def _budget_words(cfg: MatrixConfig, arch: str) -> str:
     return words
 
 
+def budget_line(cfg: MatrixConfig) -> str:
+    """ "Seeds 0, 1; budget 1500 steps × batch 64 (stylegan: ...)": the README's and the page's."""
+    own = "".join(
+        f" ({arch}: {_budget_words(cfg, arch)})"
+        for arch in cfg.architectures
+        if arch in cfg.train_overrides
+    )
+    numerics = "".join(
+        f", {cfg.train[k]}{suffix}"
+        for k, suffix in (("precision", ""), ("compile", " compile"))
+        if cfg.train[k] != TRAIN_DEFAULTS[k]
+    )
+    return (
+        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch "
+        f"{cfg.train['batch_size']}{numerics}{own}"
+    )
+
+
 def _first_seed_words(cfg: MatrixConfig) -> str:
     firsts = {(cfg.seeds_for(a) or cfg.seeds)[0] for a in cfg.architectures} | {cfg.seeds[0]}
     return f"seed {cfg.seeds[0]}" if len(firsts) == 1 else "first seed of each architecture"
@@ -2137,19 +2158,8 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}{look}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
-    own = "".join(
-        f" ({arch}: {_budget_words(cfg, arch)})"
-        for arch in cfg.architectures
-        if arch in cfg.train_overrides
-    )
-    numerics = "".join(
-        f", {cfg.train[k]}{suffix}"
-        for k, suffix in (("precision", ""), ("compile", " compile"))
-        if cfg.train[k] != TRAIN_DEFAULTS[k]
-    )
     parts += [
-        f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch "
-        f"{cfg.train['batch_size']}{numerics}{own}.",
+        f"{budget_line(cfg)}.",
         "",
         f"{trial_words(view)}.",
         "",
@@ -2301,7 +2311,11 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
     for cfg in sorted(map(load_config, configs or shipped_configs()), key=lambda c: c.quick_look):
         for device_type in DEVICE_TYPES:
             view = MatrixView(
-                cfg, device_type, sources.records, sources.submissions, sources.bundled
+                cfg,
+                device_type,
+                sources.records,
+                sources.submissions,
+                sources.bundled.get(f"{cfg.name}-{device_type}.json", {}),
             )
             claimed |= {(cfg.name, device_type)}
             if not view.empty:
