@@ -204,6 +204,7 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
     assert scores["code_p_value"] > 0.05
 
 
+@pytest.mark.slow  # about 220 s on 2 cores: `make test-all`
 def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_path, record_property):
     """750 steps on digits (half the smoke budget) at width 16: Q reads the codes back, and
     the categorical code already names the digit class far above chance.
