@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ganbench.config import apply_overrides, load_config
 from ganbench.runner import run_matrix
 from ganbench.store import Store
 
 
+@pytest.mark.slow  # about 200 s on 2 cores: `make test-all` (the quick matrix shows the same at 500 steps)
 def test_dcgan_at_the_smoke_budget_beats_the_same_network_untrained(tmp_path, record_property):
     # the smoke config's training, scored by the two metrics this test reads (not every explainer)
     only = ["arch=dcgan", "dataset=digits", "evaluator=c2st,mmd"]
