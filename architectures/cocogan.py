@@ -100,8 +100,10 @@ STEM = 2  # side of the generator's first feature map
 
 def _patch_sizes(image_size: int) -> tuple[int, int]:
     micro = image_size // GRID
-    if image_size not in (32, 64, 128, 256):
-        raise ValueError(f"COCO-GAN needs an image size of 32, 64, 128 or 256, got {image_size}")
+    if image_size not in (16, 32, 64, 128, 256):
+        raise ValueError(
+            f"COCO-GAN needs an image size of 16, 32, 64, 128 or 256, got {image_size}"
+        )
     return micro, MACRO * micro
 
 

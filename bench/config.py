@@ -42,6 +42,7 @@ NUMERICS_KEYS = ("precision", "compile")  # in a train trial's key only when not
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # ``[train.NAME]``: one architecture's own budget, where it needs more (or fewer) steps or seeds
 ARCH_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int, "seeds": list}
+DATASET_BUDGET_KEYS: dict[str, type] = {"steps": int, "batch_size": int}
 
 TOP_LEVEL = {
     "name": str,
@@ -112,6 +113,7 @@ class MatrixConfig:
     exclude: list[dict[str, str]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_DEFAULTS))
     train_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train_datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     architecture_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a variant (``[architecture.NAME] variant_of = "ifgan"``) -> its registered architecture
     variants: dict[str, str] = field(default_factory=dict)
@@ -129,10 +131,14 @@ class MatrixConfig:
         """The registered architecture behind a name of the ``architectures`` list."""
         return self.variants.get(architecture, architecture)
 
-    def train_for(self, architecture: str) -> dict[str, Any]:
-        """The ``[train]`` settings with ``[train.ARCHITECTURE]``'s steps and batch size applied."""
+    def train_for(self, architecture: str, dataset: str | None = None) -> dict[str, Any]:
+        """The ``[train]`` settings with the budgets of ``[train.DATASET]``, then
+        ``[train.ARCHITECTURE]``, then ``[train.ARCHITECTURE.DATASET]`` applied (later wins)."""
         over = self.train_overrides.get(architecture, {})
-        return {**self.train, **{k: v for k, v in over.items() if k != "seeds"}}
+        out = {**self.train, **self.train_datasets.get(dataset or "", {})}
+        out.update({k: v for k, v in over.items() if k != "seeds" and not isinstance(v, dict)})
+        out.update(over.get(dataset or "", {}) if dataset in self.datasets else {})
+        return out
 
     def seeds_for(self, architecture: str) -> list[int]:
         """The seeds this architecture trains with: ``[train.ARCHITECTURE] seeds`` or all."""
@@ -327,6 +333,19 @@ def parse_config(
     train = dict(data.get("train", {}))
     overrides = {k: train.pop(k) for k in list(train) if isinstance(train[k], dict)}
     cfg.train = resolve_params(TRAIN_DEFAULTS, train, f"{source}: [train]")
+    both = sorted(set(overrides) & set(cfg.datasets) & set(cfg.architectures))
+    if both:
+        raise ConfigError(
+            f"{source}: [train.{both[0]}] is ambiguous: {both[0]!r} names both a dataset and "
+            "an architecture; rename the variant"
+        )
+    cfg.train_datasets = {
+        name: _budget_table(
+            f"{source}: [train.{name}]", overrides.pop(name), cfg, per_dataset=False
+        )
+        for name in list(overrides)
+        if name in cfg.datasets
+    }
     cfg.train_overrides = _train_overrides(source, overrides, cfg)
     for key in ("batch_size", "log_every", "grid_size"):
         if cfg.train[key] < 1:
@@ -415,30 +434,47 @@ def _variants(source: str, tables: dict) -> dict[str, str]:
 
 
 def _train_overrides(source: str, tables: dict, cfg: MatrixConfig) -> dict[str, dict[str, Any]]:
-    """``[train.infogan] steps = 15000``: an architecture's own steps, batch size or seeds."""
+    """``[train.infogan] steps = 15000``: an architecture's own steps, batch size or seeds;
+    ``[train.infogan.shapes]``: its steps or batch size on one dataset."""
     out = {}
     for name, table in tables.items():
         where = f"{source}: [train.{name}]"
         if name not in cfg.architectures:
             raise ConfigError(
-                f"{where} sets the budget of {name!r}, which the architectures list does not "
-                f"name (listed: {', '.join(cfg.architectures) or 'none'})"
+                f"{where} sets the budget of {name!r}, which neither the architectures list "
+                f"(listed: {', '.join(cfg.architectures) or 'none'}) nor the datasets list "
+                f"(listed: {', '.join(cfg.datasets)}) names"
             )
-        for key, value in table.items():
-            if key not in ARCH_BUDGET_KEYS:
+        out[name] = _budget_table(where, table, cfg, per_dataset=True)
+    return out
+
+
+def _budget_table(where: str, table: dict, cfg: MatrixConfig, per_dataset: bool) -> dict:
+    """One ``[train.NAME]`` table checked: steps, batch size, and (architectures only) seeds
+    and per-dataset sub-tables ``[train.ARCHITECTURE.DATASET]`` of steps and batch size."""
+    allowed = ARCH_BUDGET_KEYS if per_dataset else DATASET_BUDGET_KEYS
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if per_dataset and isinstance(value, dict):
+            if key not in cfg.datasets:
                 raise ConfigError(
-                    f"{where}: unknown key {key!r} (allowed: {', '.join(ARCH_BUDGET_KEYS)})"
+                    f"{where[:-1]}.{key}] names {key!r}, which the datasets list does not "
+                    f"name (listed: {', '.join(cfg.datasets)})"
                 )
-            _expect(where, key, value, ARCH_BUDGET_KEYS[key])
-        if table.get("steps", 0) < 0 or table.get("batch_size", 1) < 1:
-            raise ConfigError(f"{where}: steps must be >= 0 and batch_size >= 1, got {table!r}")
-        seeds = table.get("seeds")
-        if seeds is not None and (not seeds or any(s not in cfg.seeds for s in seeds)):
-            raise ConfigError(
-                f"{where}: 'seeds' must be a non-empty subset of the matrix seeds {cfg.seeds}, "
-                f"got {seeds!r}"
-            )
-        out[name] = dict(table)
+            out[key] = _budget_table(f"{where[:-1]}.{key}]", value, cfg, per_dataset=False)
+            continue
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})")
+        _expect(where, key, value, allowed[key])
+        out[key] = value
+    if table.get("steps", 0) < 0 or table.get("batch_size", 1) < 1:
+        raise ConfigError(f"{where}: steps must be >= 0 and batch_size >= 1, got {table!r}")
+    seeds = table.get("seeds")
+    if seeds is not None and (not seeds or any(s not in cfg.seeds for s in seeds)):
+        raise ConfigError(
+            f"{where}: 'seeds' must be a non-empty subset of the matrix seeds {cfg.seeds}, "
+            f"got {seeds!r}"
+        )
     return out
 
 

@@ -1325,7 +1325,7 @@ def _checkpoint_series(
             continue
         steps = {
             "untrained": 0,
-            "trained": view.cfg.train_for(lab["architecture"])["steps"],
+            "trained": view.cfg.train_for(lab["architecture"], dataset)["steps"],
             CHECKPOINT: lab.get("steps"),
         }[lab["reference"]]
         series[lab["architecture"]].append((steps, rec["scores"][score.name]))
@@ -1839,16 +1839,34 @@ def per_class_tables(tables: dict, dataset: str) -> list[tuple[str, Table]]:
     return out
 
 
+def _steps_words(train: dict) -> str:
+    return f"{train['steps']} steps × batch {train['batch_size']}"
+
+
 def _budget_words(cfg: MatrixConfig, arch: str) -> str:
-    train = cfg.train_for(arch)
-    words = f"{train['steps']} steps × batch {train['batch_size']}"
+    """An architecture's own budget: its steps (per dataset where they differ) and seeds."""
+    per = {d: _steps_words(cfg.train_for(arch, d)) for d in cfg.datasets}
+    own = cfg.train_overrides.get(arch, {})
+    words = []
+    if any(k in own for k in ("steps", "batch_size")) or any(d in own for d in cfg.datasets):
+        if len(set(per.values())) == 1:
+            words.append(next(iter(per.values())))
+        else:
+            words += [f"{words_} on {d}" for d, words_ in per.items()]
     if cfg.seeds_for(arch) != cfg.seeds:
-        words += f", seed{'s' if len(cfg.seeds_for(arch)) > 1 else ''} {', '.join(map(str, cfg.seeds_for(arch)))}"
-    return words
+        many = len(cfg.seeds_for(arch)) > 1
+        words.append(f"seed{'s' if many else ''} {', '.join(map(str, cfg.seeds_for(arch)))}")
+    return ", ".join(words)
 
 
 def budget_line(cfg: MatrixConfig) -> str:
-    """ "Seeds 0, 1; budget 1500 steps × batch 64 (stylegan: ...)": the README's and the page's."""
+    """ "Seeds 0, 1; budget 1500 steps × batch 64 (shapes: ...; stylegan: ...)": the README's
+    and the page's."""
+    datasets = "".join(
+        f" ({d}: {_steps_words(cfg.train_for('', d))})"
+        for d in cfg.datasets
+        if d in cfg.train_datasets
+    )
     own = "".join(
         f" ({arch}: {_budget_words(cfg, arch)})"
         for arch in cfg.architectures
@@ -1861,7 +1879,7 @@ def budget_line(cfg: MatrixConfig) -> str:
     )
     return (
         f"Seeds {', '.join(map(str, cfg.seeds))}; budget {cfg.train['steps']} steps × batch "
-        f"{cfg.train['batch_size']}{numerics}{own}"
+        f"{cfg.train['batch_size']}{numerics}{datasets}{own}"
     )
 
 

@@ -196,7 +196,7 @@ def expand(
                 if cfg.excluded(arch, dataset) or seed not in cfg.seeds_for(arch):
                     continue
                 arch_cls = get_architecture(cfg.base_architecture(arch))
-                train = cfg.train_for(arch)
+                train = cfg.train_for(arch, dataset)
                 variants = [("trained", train["steps"])]
                 if "untrained" in cfg.references:
                     variants.append(("untrained", 0))

@@ -12,6 +12,7 @@ from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 RGB64 = DatasetSpec(name="rgb64", version="test", image_size=64, channels=3)
+RGB16 = DatasetSpec(name="rgb16", version="test", image_size=16, channels=3)  # smoke's shapes
 
 
 def cocogan(spec: DatasetSpec = GREY32, width: int = 8, seed: int = 0, **params) -> CocoGAN:
@@ -42,7 +43,7 @@ def cells(images: torch.Tensor, side: int) -> torch.Tensor:
 
 def test_geometry_and_coordinate_grids():
     third = 1 / 3
-    for spec, micro in ((GREY32, 8), (RGB64, 16)):
+    for spec, micro in ((RGB16, 4), (GREY32, 8), (RGB64, 16)):
         arch = cocogan(spec)
         assert (arch.micro_size, arch.macro_size) == (micro, 2 * micro)
         axis = torch.tensor([-1, -third, third, 1])
@@ -60,7 +61,7 @@ def test_geometry_and_coordinate_grids():
     assert torch.equal(split(images, 2), x)
 
 
-@pytest.mark.parametrize("spec", [GREY32, RGB64], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [RGB16, GREY32, RGB64], ids=lambda s: s.name)
 def test_full_image_is_the_concatenation_of_its_micro_patches(spec):
     arch = stepped(spec)
     z = arch.sample_latent(3, torch.Generator().manual_seed(0))

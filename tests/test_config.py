@@ -96,6 +96,18 @@ def test_missing_toml_file_is_named(tmp_path):
         ),
         # 15. a per-architecture budget for an architecture the matrix does not list
         ({}, "[train.sagan]\nsteps = 10\n", r"\[train\.sagan\] sets the budget of 'sagan', which"),
+        # 15b. a per-architecture budget for a dataset the matrix does not list
+        (
+            {},
+            "[train.dcgan.shapes]\nsteps = 10\n",
+            r"\[train\.dcgan\.shapes\] names 'shapes', which the datasets list does not name",
+        ),
+        # 15c. a per-dataset budget key that is not a budget (seeds are per architecture)
+        (
+            {},
+            "[train.digits]\nseeds = [0]\n",
+            r"\[train\.digits\]: unknown key 'seeds' \(allowed: steps, batch_size\)",
+        ),
         # 16. a per-architecture budget key that is not a budget
         ({}, "[train.dcgan]\nlr = 0.1\n", r"\[train\.dcgan\]: unknown key 'lr' \(allowed: steps"),
         # 17. per-architecture seeds outside the matrix's seeds
@@ -179,6 +191,53 @@ def test_an_architecture_can_have_its_own_steps_batch_and_seeds(tiny_config):
     }
     # `--seeds` narrows an architecture's own seeds too
     assert apply_overrides(cfg, [0], []).seeds_for("sagan") == []
+
+
+def test_a_dataset_and_an_architecture_on_a_dataset_can_have_their_own_budget(tiny_config):
+    from ganbench.leaderboard import budget_line
+    from ganbench.trials import expand
+
+    path = tiny_config(
+        {
+            'architectures = ["dcgan"]': 'architectures = ["dcgan", "sagan"]',
+            'datasets = ["digits"]': 'datasets = ["digits", "shapes"]',
+        },
+        "[train.shapes]\nsteps = 120\nbatch_size = 16\n"
+        "[train.sagan]\nsteps = 90\n"
+        "[train.sagan.shapes]\nsteps = 200\n",
+    )
+    cfg = load_config(str(path))
+    budgets = {
+        (t.labels["architecture"], t.labels["dataset"]): t.config["budget"]
+        for t in expand(cfg, "cpu")
+        if t.kind == "train" and t.labels["reference"] == "trained"
+    }
+    batch = cfg.train["batch_size"]
+    # [train] < [train.DATASET] < [train.ARCHITECTURE] < [train.ARCHITECTURE.DATASET]
+    assert budgets == {
+        ("dcgan", "digits"): {"steps": 40, "batch_size": batch},
+        ("dcgan", "shapes"): {"steps": 120, "batch_size": 16},
+        ("sagan", "digits"): {"steps": 90, "batch_size": batch},
+        ("sagan", "shapes"): {"steps": 200, "batch_size": 16},
+    }
+    line = budget_line(cfg)
+    assert f"budget 40 steps × batch {batch} (shapes: 120 steps × batch 16)" in line
+    assert f"(sagan: 90 steps × batch {batch} on digits, 200 steps × batch 16 on shapes)" in line
+    # digits trials keep the keys they had without the shapes tables
+    plain = load_config(
+        str(
+            tiny_config(
+                {
+                    'architectures = ["dcgan"]': 'architectures = ["dcgan", "sagan"]',
+                    'datasets = ["digits"]': 'datasets = ["digits", "shapes"]',
+                },
+                "[train.sagan]\nsteps = 90\n",
+                name="plain.toml",
+            )
+        )
+    )
+    digits = {t.key for t in expand(plain, "cpu") if t.labels["dataset"] == "digits"}
+    assert digits <= {t.key for t in expand(cfg, "cpu")}
 
 
 def test_a_variant_is_an_architecture_of_its_own_built_by_the_registered_one(tiny_config):
