@@ -36,11 +36,18 @@ def inline_markdown(text: str) -> Markup:
 
 def write_page(path: Path, views: list, sections: list, date: str) -> Path:
     """Render the page for ``sections`` (built by ganbench.leaderboard) to ``path``."""
-    from ganbench.leaderboard import REPRODUCTION_NOTE, budget_line, legend_rows, trial_words
+    from ganbench.leaderboard import (
+        REPRODUCTION_NOTE,
+        budget_line,
+        contention_words,
+        legend_rows,
+        trial_words,
+    )
 
     legends = {view.slug: legend_rows(view) for view in views}
     words = {view.slug: trial_words(view) for view in views}
     budgets = {view.slug: budget_line(view.cfg) for view in views}
+    contention = {view.slug: contention_words(view) for view in views}
     html = (
         _environment()
         .get_template("leaderboard.html.j2")
@@ -49,6 +56,7 @@ def write_page(path: Path, views: list, sections: list, date: str) -> Path:
             legends=legends,
             trial_words=words,
             budget_lines=budgets,
+            contention=contention,
             date=date,
             version=__version__,
             table_titles=TABLE_TITLES,

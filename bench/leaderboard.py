@@ -2141,6 +2141,31 @@ def trial_words(view: MatrixView) -> str:
     return words + (f", {c['not run']} not run yet" if c["not run"] else "")
 
 
+def contention_words(view: MatrixView) -> str:
+    """Whether the timed trainings had the CPU to themselves (``cpu_share``: the share of its
+    threads' time a training loop got), in words; "" where nothing was timed on a CPU."""
+    shares = []
+    for t in view.own:
+        rec = view.records.get(t.key)
+        if t.kind == "train" and rec and rec["status"] == "finished":
+            share = (rec.get("timings") or {}).get("cpu_share")
+            if share is not None and (rec.get("timings") or {}).get("steps"):
+                shares.append(share)
+    if not shares:
+        return ""
+    contended = [x for x in shares if x < CONTENDED_SHARE]
+    if not contended:
+        return (
+            f"Uncontended: each of the {len(shares)} timed trainings had at least "
+            f"{min(shares):.0%} of its threads' CPU time"
+        )
+    return (
+        f"{len(contended)} of {len(shares)} timed trainings shared the CPU with other jobs "
+        f"(down to {min(contended):.0%} of their threads' time; marked contended in the cost "
+        "tables), so their timings are slower than an idle machine's"
+    )
+
+
 def summary_block(sections: list[Section]) -> list[str]:
     """The summary lines of every section, for the top of README.md."""
     parts = ["## Summary", ""]
@@ -2182,7 +2207,8 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         f"{trial_words(view)}.",
         "",
         f"Device: {'; '.join(view.devices()) or '?'}. Code: {', '.join(view.commits())}. "
-        f"Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
+        + (f"{contention_words(view)}. " if contention_words(view) else "")
+        + f"Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
     ]
     for refused in view.refused:

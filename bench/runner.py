@@ -13,7 +13,7 @@ from typing import Any
 from ganbench.config import EXECUTORS, MatrixConfig
 from ganbench.errors import ConfigError
 from ganbench.estimate import Eta, History, duration, history
-from ganbench.execute import check_precision, resolve_device, run_trial
+from ganbench.execute import CHECKPOINT, check_precision, resolve_device, run_trial
 from ganbench.store import DONE, Store, TrialRecord, pid_alive
 from ganbench.trials import Trial, domain_weights_of, expand
 
@@ -282,6 +282,27 @@ class WorkerPool:
         self._idle, self._busy = [], {}
 
 
+def lost_checkpoints(store: Store, trials: list[Trial]) -> list[Trial]:
+    """Finished train trials whose checkpoint file is gone (a store carried to another machine
+    without its checkpoints) while an evaluation of it is still to run: they train again
+    (same key, same config), so the evaluations have weights to read."""
+    waiting = set()
+    for t in trials:
+        if t.kind == "evaluate" and t.depends_on:
+            record = None if t.provisional else store.get(t.key)
+            if record is None or record.status not in DONE:
+                waiting.add(t.depends_on)
+    out = []
+    for t in trials:
+        if t.kind != "train" or t.key not in waiting:
+            continue
+        record = store.get(t.key)
+        if record is not None and record.status == "finished":
+            if not (store.artifact_dir(t.key) / CHECKPOINT).exists():
+                out.append(t)
+    return out
+
+
 def run_matrix(
     cfg: MatrixConfig,
     store: Store,
@@ -358,6 +379,9 @@ def run_matrix(
                 out.append(trial)
         return out
 
+    for trial in lost_checkpoints(store, trials):
+        log(f"training {describe(trial)} again: its checkpoint is missing and evaluations need it")
+        store.reopen(trial.key)
     todo = pending(trials)
     costs = costs or history(r.as_dict() for r in store.records())
     eta = Eta({t.key: costs.seconds(t)[0] for t in todo})

@@ -207,6 +207,10 @@ class Store:
             raise
         return outcome
 
+    def reopen(self, key: str) -> None:
+        """Mark a finished trial pending again (its outputs are gone; the next claim reruns it)."""
+        self.db.execute("UPDATE trials SET status='pending', pid=NULL WHERE key=?", (key,))
+
     def set_pid(self, key: str, pid: int) -> None:
         """The worker process that now runs a claimed trial (its liveness holds the claim)."""
         self.db.execute("UPDATE trials SET pid=? WHERE key=?", (pid, key))

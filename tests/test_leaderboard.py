@@ -468,3 +468,29 @@ def test_bundle_stores_each_environment_once_and_reads_back_whole(rendered, tmp_
     bad.write_text(json.dumps(raw))
     with pytest.raises(BundleRefused, match="points to environment"):
         read_bundle(bad)
+
+
+def test_the_board_says_whether_its_timings_had_the_cpu_to_themselves():
+    from types import SimpleNamespace
+
+    from ganbench.leaderboard import contention_words
+
+    def view(*shares):
+        own = [SimpleNamespace(kind="train", key=f"k{i}") for i in range(len(shares) + 1)]
+        records = {
+            f"k{i}": {"status": "finished", "timings": {"steps": 100.0, "cpu_share": s}}
+            for i, s in enumerate(shares)
+        }
+        # an untrained control (0 steps) is not a timed training
+        records[f"k{len(shares)}"] = {
+            "status": "finished",
+            "timings": {"steps": 0.0, "cpu_share": 0.1},
+        }
+        return SimpleNamespace(own=own, records=records)
+
+    assert contention_words(view(0.97, 0.93)) == (
+        "Uncontended: each of the 2 timed trainings had at least 93% of its threads' CPU time"
+    )
+    words = contention_words(view(0.97, 0.5, 0.6))
+    assert words.startswith("2 of 3 timed trainings shared the CPU with other jobs (down to 50%")
+    assert contention_words(SimpleNamespace(own=[], records={})) == ""  # nothing timed on a CPU

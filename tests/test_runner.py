@@ -331,6 +331,29 @@ def test_evaluation_on_a_corrupt_checkpoint_fails_that_trial_only(tiny_config, t
     assert all(r.status == "finished" for r in store.records())  # nothing stored was lost
 
 
+def test_a_missing_checkpoint_is_trained_again_when_an_evaluation_still_needs_it(
+    tiny_config, tmp_path
+):
+    """A store carried to another machine without its checkpoints (scripts/gpu-board.sh): a
+    finished train trial whose evaluations are all done stays as it is; one with an evaluation
+    still to run trains again, and the evaluation reads the new weights."""
+    cfg = load_config(str(tiny_config()))
+    store = Store(tmp_path / "s.sqlite")
+    run_matrix(cfg, store, device="cpu", quiet=True)
+    train = next(r for r in store.records() if r.kind == "train")
+    checkpoint = Path(store.artifact_dir(train.key)) / CHECKPOINT
+    checkpoint.unlink()
+    again = run_matrix(cfg, store, device="cpu", quiet=True)
+    assert again.finished == 0 and store.get(train.key).attempts == 1
+    evaluation = next(r for r in store.records() if r.kind == "evaluate")
+    store.reopen(evaluation.key)
+    third = run_matrix(cfg, store, device="cpu", quiet=True)
+    assert third.finished == 2 and not third.failed
+    assert store.get(train.key).attempts == 2 and checkpoint.exists()
+    # the same key gives the same numbers: the retrained weights score as the first did (CPU)
+    assert store.get(evaluation.key).scores == evaluation.scores
+
+
 def test_a_store_that_is_not_sqlite_is_refused(tmp_path):
     bad = tmp_path / "s.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
