@@ -137,7 +137,8 @@ class MatrixConfig:
         over = self.train_overrides.get(architecture, {})
         out = {**self.train, **self.train_datasets.get(dataset or "", {})}
         out.update({k: v for k, v in over.items() if k != "seeds" and not isinstance(v, dict)})
-        out.update(over.get(dataset or "", {}) if dataset in self.datasets else {})
+        if dataset:
+            out.update(over.get(dataset, {}))  # the only table-valued keys are datasets
         return out
 
     def seeds_for(self, architecture: str) -> list[int]:

@@ -1863,7 +1863,7 @@ def budget_line(cfg: MatrixConfig) -> str:
     """ "Seeds 0, 1; budget 1500 steps × batch 64 (shapes: ...; stylegan: ...)": the README's
     and the page's."""
     datasets = "".join(
-        f" ({d}: {_steps_words(cfg.train_for('', d))})"
+        f" ({d}: {_steps_words(cfg.train | cfg.train_datasets[d])})"
         for d in cfg.datasets
         if d in cfg.train_datasets
     )
@@ -2198,6 +2198,7 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
     """The markdown of one matrix on one device: per dataset, the tables and figures."""
     cfg = view.cfg
     look = ": a quick look, not numbers to cite" if cfg.quick_look else ""
+    contention = contention_words(view)
     parts = [f"## `{cfg.name}` matrix on {view.device_type.upper()}{look}", ""]
     if cfg.description:
         parts += [cfg.description, ""]
@@ -2207,7 +2208,7 @@ def render_view(view: MatrixView, sections: list[Section]) -> str:
         f"{trial_words(view)}.",
         "",
         f"Device: {'; '.join(view.devices()) or '?'}. Code: {', '.join(view.commits())}. "
-        + (f"{contention_words(view)}. " if contention_words(view) else "")
+        + (f"{contention}. " if contention else "")
         + f"Raw records: [`runs/{view.slug}.json`](runs/{view.slug}.json).",
         "",
     ]
