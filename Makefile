@@ -31,12 +31,12 @@ leaderboard: $(STAMP)
 	$(BIN)/ganbench leaderboard
 
 lint: $(STAMP)
-	$(BIN)/ruff check bench architectures datasets explainers tests
-	$(BIN)/ruff format --check bench architectures datasets explainers tests
+	$(BIN)/ruff check bench architectures datasets explainers metrics tests
+	$(BIN)/ruff format --check bench architectures datasets explainers metrics tests
 
 format: $(STAMP)
-	$(BIN)/ruff format bench architectures datasets explainers tests
-	$(BIN)/ruff check --fix bench architectures datasets explainers tests
+	$(BIN)/ruff format bench architectures datasets explainers metrics tests
+	$(BIN)/ruff check --fix bench architectures datasets explainers metrics tests
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

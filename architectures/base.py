@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ganbench.datasets.base import DatasetSpec
-from ganbench.params import resolve_params
+from ganbench.core.params import resolve_params
+from ganbench.core.specs import DatasetSpec
 
 
 class Architecture:
@@ -59,6 +59,11 @@ class Architecture:
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` latents; drawn on the CPU from ``generator`` so they match across devices."""
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    @classmethod
+    def has_gaussian_latent(cls) -> bool:
+        """Whether latents are i.i.d. N(0, 1): ``sample_latent`` is not overridden."""
+        return cls.sample_latent is Architecture.sample_latent
 
     def latent_from_normal(self, noise: torch.Tensor) -> torch.Tensor:
         """Latents distributed as :meth:`sample_latent`'s, made from i.i.d. N(0, 1) ``noise``

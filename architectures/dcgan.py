@@ -8,27 +8,21 @@ betas (0.5, 0.999), weights from N(0, 0.02). Every activation is its own module.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ganbench.registry import register_architecture
+from ganbench.core.nets import DCGANDiscriminator, dcgan_init, num_upsamplings
+from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 
-
-def _num_upsamplings(image_size: int) -> int:
-    n = int(math.log2(image_size)) - 2
-    if image_size != 2 ** (n + 2) or n < 1:
-        raise ValueError(f"DCGAN needs a power-of-two image size >= 8, got {image_size}")
-    return n
+__all__ = ["DCGAN", "DCGANDiscriminator", "DCGANGenerator", "dcgan_init"]
 
 
 class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int, width: int, channels: int, image_size: int) -> None:
         super().__init__()
-        n = _num_upsamplings(image_size)
+        n = num_upsamplings(image_size)
         widths = [width * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32: [4w, 2w, w]
         blocks = [
             nn.Sequential(
@@ -52,38 +46,6 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.to_image(self.blocks(z.reshape(z.shape[0], -1, 1, 1)))
-
-
-class DCGANDiscriminator(nn.Module):
-    def __init__(self, width: int, channels: int, image_size: int) -> None:
-        super().__init__()
-        n = _num_upsamplings(image_size)
-        layers: list[nn.Module] = [
-            nn.Conv2d(channels, width, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2),
-        ]
-        c = width
-        for _ in range(n - 1):
-            layers += [
-                nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(2 * c),
-                nn.LeakyReLU(0.2),
-            ]
-            c *= 2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 0, bias=False))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).reshape(x.shape[0])
-
-
-def dcgan_init(module: nn.Module) -> None:
-    """The paper's initialisation: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 @register_architecture("dcgan")

@@ -74,7 +74,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 from .dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 from .dcgan import dcgan_init

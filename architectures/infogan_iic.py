@@ -28,7 +28,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 from .infogan import InfoGAN
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 

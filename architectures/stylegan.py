@@ -83,7 +83,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 

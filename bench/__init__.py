@@ -1,6 +1,6 @@
 """ganbench: GAN architectures crossed with metrics and explainers, run as timed reproducible trials."""
 
-from ganbench.registry import (
+from ganbench.core.registry import (
     create_architecture,
     create_dataset,
     create_explainer,

@@ -1,4 +1,4 @@
-"""Datasets: one module per family, registered by decorator (``ganbench.registry.register_dataset``)."""
+"""Datasets: one module per family, registered by decorator (``ganbench.core.registry.register_dataset``)."""
 
 from .base import DatasetSpec, ImageDatasetBase, TensorImages
 

@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import Dataset
 
-from ganbench.params import resolve_params
+from ganbench.core.params import resolve_params
+from ganbench.core.specs import DatasetSpec
 
+from . import domain
+from .segmenters import TorchScriptSegmenter
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset offers; evaluators read it to decide whether they apply."""
-
-    name: str
-    version: str
-    image_size: int
-    channels: int
-    num_classes: int | None = None
-    has_masks: bool = False
-    factors: tuple[str, ...] = ()
-    train_size: int = 0
-    test_size: int = 0
-    # levels of each factor, aligned with ``factors``: k > 0 categorical with k values, 0 continuous
-    factor_levels: tuple[int, ...] = ()
-    # concept names of the masks (ground truth) and of the segmenter (any image of the domain)
-    concepts: tuple[str, ...] = ()
-    has_segmenter: bool = False
-
-    @property
-    def has_domain_network(self) -> bool:
-        """The suite trains a domain network for every dataset with labels or factors."""
-        return bool(self.num_classes or self.factors)
-
-    @property
-    def features(self) -> frozenset[str]:
-        """Words evaluators can require: ``labels``, ``masks``, ``factors``, ``segmenter``, ``domain``."""
-        words = set()
-        if self.num_classes:
-            words.add("labels")
-        if self.has_masks:
-            words.add("masks")
-        if self.factors:
-            words.add("factors")
-        if self.has_segmenter:
-            words.add("segmenter")
-        if self.has_domain_network:
-            words.add("domain")
-        return frozenset(words)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["DatasetSpec", "ImageDatasetBase", "TensorImages"]
 
 
 @dataclass
@@ -85,6 +48,8 @@ class ImageDatasetBase:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     defaults: ClassVar[dict[str, Any]] = {}
+    # readable names of the levels of categorical factors (shapes: shape, colour, background)
+    level_names: ClassVar[dict[str, tuple[str, ...]]] = {}
     # how the suite trains this dataset's domain network (see ganbench.datasets.domain)
     domain_training: ClassVar[dict[str, Any]] = {}
 
@@ -107,8 +72,14 @@ class ImageDatasetBase:
         path = self.params.get("segmenter")
         if not path:
             return None
-        from .segmenters import TorchScriptSegmenter
-
         return TorchScriptSegmenter(
             path, tuple(self.params.get("segmenter_concepts") or ()), where=f"dataset {self.name!r}"
         )
+
+    def load_domain_network(
+        self, path: Path, device: torch.device | str = "cpu", sha256: str | None = None
+    ) -> domain.DomainNetwork:
+        """This dataset's domain network saved at ``path`` (a pinned one, or one a ``domain``
+        trial trained), on ``device`` in eval mode; with ``sha256``, its weights must have
+        that hash (:func:`ganbench.datasets.domain.load_domain_network`)."""
+        return domain.load_domain_network(path, device, sha256)

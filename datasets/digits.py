@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganbench.registry import register_dataset
+from ganbench.core.registry import register_dataset
 
 from .base import DatasetSpec, ImageDatasetBase, TensorImages
 

@@ -30,10 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganbench.checkpoint import load_tensors, save_tensors
-from ganbench.errors import CheckpointError, GanbenchError
-from ganbench.keys import SCHEMA_VERSION, part_of, trial_key
-from ganbench.registry import create_dataset, get_dataset
+from ganbench.core.checkpoint import load_tensors, save_tensors
+from ganbench.core.errors import CheckpointError, GanbenchError
 
 DOMAIN_VERSION = "1"
 WEIGHTS = "domain.safetensors"
@@ -231,61 +229,6 @@ def weights_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Pinned:
-    """A shipped domain network: ``path`` holds ``domain.safetensors`` and ``domain.json``."""
-
-    path: Path
-    sha256: str
-    meta: dict[str, Any]
-
-
-def pinned_network(dataset_name: str, dataset_params: dict[str, Any]) -> Pinned | None:
-    """The shipped network of a dataset, when one was trained for exactly these parameters.
-
-    ``ganbench train-domain NAME`` writes it to ``datasets/weights/NAME/``; its description
-    names the dataset part (name, version, resolved parameters) it was trained on, so a
-    dataset with other parameters (say shapes at 64x64) trains its own network instead.
-    """
-    where = PINNED_DIR / dataset_name
-    if not (where / META).is_file():
-        return None
-    meta = json.loads((where / META).read_text())
-    cls = get_dataset(dataset_name)
-    params = cls(**dataset_params).params
-    if meta.get("dataset") != part_of(cls, params):
-        return None
-    return Pinned(where, meta["sha256"], meta)
-
-
-def domain_ref(weights_sha256: str | None = None, trial: str | None = None) -> dict[str, Any]:
-    """What an evaluation key holds of its domain network: the network code's version and the
-    sha256 of its weights, or, before a trained network exists, the key of the trial that
-    trains it (a provisional key: the runner re-keys the evaluation once the weights exist)."""
-    ref: dict[str, Any] = {"version": DOMAIN_VERSION}
-    if weights_sha256:
-        ref["weights"] = weights_sha256
-    else:
-        ref["trial"] = trial
-    return ref
-
-
-def domain_config(dataset_name: str, dataset_params: dict[str, Any]) -> dict[str, Any]:
-    """The config of the trial that trains a dataset's domain network (datasets without a
-    pinned network: a user's own data); its sha256 keys the trial, and the evaluations that
-    read the network are keyed by the resulting weights' sha256."""
-    cls = get_dataset(dataset_name)
-    return {
-        "schema": SCHEMA_VERSION,
-        "kind": "domain",
-        "dataset": part_of(cls, cls(**dataset_params).params),
-        "network": {
-            "version": DOMAIN_VERSION,
-            "params": {**TRAINING_DEFAULTS, **cls.domain_training},
-        },
-    }
-
-
 def save_domain_network(
     net: DomainNetwork, dataset, artifact_dir: Path, extra: dict[str, Any] | None = None
 ) -> str:
@@ -309,16 +252,6 @@ def save_domain_network(
     shutil.rmtree(artifact_dir, ignore_errors=True)
     os.replace(tmp, artifact_dir)
     return sha
-
-
-def run_domain(config: dict[str, Any], artifact_dir: Path, progress: bool = False) -> dict:
-    """Train and save one domain network (the body of a ``domain`` trial)."""
-    ds = config["dataset"]
-    dataset = create_dataset(ds["name"], **ds["params"])
-    net, metrics = train_domain_network(dataset, config["network"]["params"], progress)
-    seconds = metrics.pop("train_s")
-    sha = save_domain_network(net, dataset, artifact_dir, {"dataset": ds, "metrics": metrics})
-    return {"scores": metrics, "timings": {"train_s": seconds}, "outputs": {"weights_sha256": sha}}
 
 
 def load_domain_network(
@@ -351,120 +284,3 @@ def load_domain_network(
             "delete that folder to retrain it"
         ) from None
     return net.to(device).eval()
-
-
-def domain_network(
-    dataset_name: str,
-    dataset_params: dict[str, Any] | None = None,
-    cache_root: Path | str = Path("runs") / "artifacts",
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> DomainNetwork:
-    """The domain network of a dataset: the pinned one when it ships, else trained once and
-    cached under ``cache_root/<domain trial key>/`` (for code outside a matrix: tests,
-    notebooks; the runner trains it as a ``domain`` trial)."""
-    pinned = pinned_network(dataset_name, dataset_params or {})
-    if pinned is not None:
-        return load_domain_network(pinned.path, device, pinned.sha256)
-    config = domain_config(dataset_name, dataset_params or {})
-    where = Path(cache_root) / trial_key(config)
-    if not (where / WEIGHTS).exists():
-        run_domain(config, where, progress)
-    return load_domain_network(where, device)
-
-
-def train_pinned(
-    dataset_name: str,
-    dataset_params: dict[str, Any] | None = None,
-    out: Path = PINNED_DIR,
-    threads: int = 1,
-    progress: bool = False,
-) -> tuple[Path, dict[str, Any]]:
-    """Train a dataset's domain network as the shipped, pinned one (``ganbench train-domain``).
-
-    Trains on the CPU with ``threads`` torch threads (a given CPU and thread count give the
-    same weights again); writes ``out/NAME/domain.safetensors`` and ``domain.json`` (the
-    dataset part it was trained for, its held-out scores, how it was made, the sha256)."""
-    import platform
-
-    cls = get_dataset(dataset_name)
-    dataset = cls(**(dataset_params or {}))
-    params = {**TRAINING_DEFAULTS, **cls.domain_training}
-    saved = torch.get_num_threads()
-    torch.set_flush_denormal(True)  # as every trial trains (ganbench.execute.prepare_cpu)
-    torch.set_num_threads(threads)
-    try:
-        net, metrics = train_domain_network(dataset, params, progress)
-    finally:
-        torch.set_num_threads(saved)
-    seconds = metrics.pop("train_s")
-    extra = {
-        "dataset": part_of(cls, dataset.params),
-        "network": {"version": DOMAIN_VERSION, "params": params},
-        "metrics": metrics,
-        "trained": {
-            "command": f"ganbench train-domain {dataset_name}",
-            "torch": torch.__version__,
-            "threads": threads,
-            "machine": platform.machine(),
-            "seconds": round(seconds, 1),
-        },
-    }
-    where = Path(out) / dataset_name
-    sha = save_domain_network(net, dataset, where, extra)
-    return where, {**extra, "sha256": sha}
-
-
-# --- torch-fidelity ----------------------------------------------------------------------------
-FIDELITY_EXTRACTOR = "ganbench-domain"
-
-
-def register_with_torch_fidelity() -> str:
-    """Register the domain network as a torch-fidelity feature extractor (once); returns its name.
-
-    torch-fidelity builds the extractor itself and passes every keyword of
-    ``calculate_metrics`` to it: ours reads the network from ``ganbench_domain_network``.
-    Inputs are uint8 images (N, C, H, W) as torch-fidelity hands them over; features are
-    ``features`` (the penultimate embedding: FID, KID, precision/recall) and ``logits``
-    (the class head: the Inception Score computed with the domain classifier).
-    """
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
-    if FIDELITY_EXTRACTOR in FEATURE_EXTRACTORS_REGISTRY:
-        return FIDELITY_EXTRACTOR
-
-    class DomainFeatureExtractor(FeatureExtractorBase):
-        def __init__(self, name, features_list, ganbench_domain_network=None, **kwargs):
-            super().__init__(name, features_list)
-            if ganbench_domain_network is None:
-                raise GanbenchError(
-                    f"{name}: pass the network as calculate_metrics(..., ganbench_domain_network=net)"
-                )
-            self.net = ganbench_domain_network
-
-        @staticmethod
-        def get_provided_features_list():
-            return ("features", "logits")
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return {"isc": "logits"}.get(metric, "features")
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return None
-
-        def forward(self, x):
-            dtype = next(self.net.parameters()).dtype  # float32, or float64 in fingerprints
-            x = x.to(dtype) / 127.5 - 1 if x.dtype == torch.uint8 else x.to(dtype)
-            f = self.net.features(x)
-            out = {"features": f, "logits": self.net.heads[self.net.class_head](f)}
-            return tuple(out[name] for name in self.features_list)
-
-    register_feature_extractor(FIDELITY_EXTRACTOR, DomainFeatureExtractor)
-    return FIDELITY_EXTRACTOR

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ganbench.errors import ConfigError
-from ganbench.registry import register_dataset
+from ganbench.core.errors import ConfigError
+from ganbench.core.registry import register_dataset
 
 from .base import DatasetSpec, ImageDatasetBase, TensorImages
 

@@ -28,16 +28,11 @@ def _tile(images: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
     return out
 
 
-def _factor_text(spec, factors: torch.Tensor) -> str:
-    from .shapes import BACKGROUNDS, COLOURS, SHAPES
-
-    names = {"shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(BACKGROUNDS)}
+def _factor_text(dataset, factors: torch.Tensor) -> str:
     parts = []
-    for name, value in zip(spec.factors, factors.tolist(), strict=True):
-        levels = names.get(name.rstrip("2"))
-        parts.append(
-            levels[int(value)] if levels and spec.name == "shapes" else f"{name}={value:.2f}"
-        )
+    for name, value in zip(dataset.spec.factors, factors.tolist(), strict=True):
+        levels = dataset.level_names.get(name.rstrip("2"))
+        parts.append(levels[int(value)] if levels else f"{name}={value:.2f}")
     return " ".join(parts)
 
 
@@ -49,7 +44,7 @@ def show_dataset(name: str, params: dict[str, Any], out: Path, n: int = 64, rows
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ganbench.registry import create_dataset
+    from ganbench.core.registry import create_dataset
 
     dataset = create_dataset(name, **params)
     spec = dataset.spec
@@ -88,7 +83,9 @@ def show_dataset(name: str, params: dict[str, Any], out: Path, n: int = 64, rows
         factors = split.extras.get("factors")
         if factors is not None:
             axm.set_yticks([2 + h * i + h / 2 - 1 for i in range(shown)])
-            axm.set_yticklabels([_factor_text(spec, factors[i]) for i in range(shown)], fontsize=7)
+            axm.set_yticklabels(
+                [_factor_text(dataset, factors[i]) for i in range(shown)], fontsize=7
+            )
         else:
             axm.set_yticks([])
         axm.set_title("ground-truth concept masks", fontsize=9, pad=40)

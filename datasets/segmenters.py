@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganbench.errors import ConfigError
+from ganbench.core.errors import ConfigError
 
 
 class Segmenter:
@@ -33,7 +33,7 @@ class Segmenter:
         )
 
 
-def _moments(region: torch.Tensor) -> dict[str, torch.Tensor]:
+def moments(region: torch.Tensor) -> dict[str, torch.Tensor]:
     """Area and central moments of binary regions (B, H, W), in pixel units.
 
     Computed from raw moments by contractions with coordinate powers, so no (B, H, W)
@@ -66,75 +66,6 @@ def _moments(region: torch.Tensor) -> dict[str, torch.Tensor]:
         + my**2 * mx**2
     )
     return {"area": area, "var_x": var_x, "var_y": var_y, "xxyy": ex2y2, "skew_y": skew_y}
-
-
-class ShapesSegmenter(Segmenter):
-    """Rule-based segmenter of the ``shapes`` domain: colour by nearest palette entry, shape by moments.
-
-    Each pixel takes the nearest of the object and background colours. For every object
-    colour present in an image, the shape of that colour's region is read from two
-    scale-free moment ratios, which tolerate the ragged edges of small or generated shapes
-    better than a bounding box does: a triangle's vertical skewness is about 0.57 in
-    magnitude (circles and squares: 0), and E[x²y²] / (Var x · Var y) is 1 for a square
-    (its coordinates are independent) and 2/3 for a disc. On rendered 32x32 shapes the
-    measured ranges are: triangle |skew| >= 0.54, circle and square <= 0.11; square ratio
-    1.0, circle <= 0.85. Isolated stray pixels are dropped before the moments are taken;
-    the concept masks keep every pixel of the colour.
-    """
-
-    def __init__(
-        self, min_pixels: int = 4, skew_threshold: float = 0.3, ratio_threshold: float = 0.92
-    ):
-        from .shapes import BACKGROUNDS, COLOURS, CONCEPTS, SHAPES
-
-        self.concepts = CONCEPTS
-        self.n_shapes = len(SHAPES)
-        self.palette = torch.tensor([*COLOURS.values(), *BACKGROUNDS.values()], dtype=torch.float32)
-        self.n_colours = len(COLOURS)
-        self.min_pixels = min_pixels
-        self.skew_threshold = skew_threshold
-        self.ratio_threshold = ratio_threshold
-
-    def classify(self, regions: torch.Tensor) -> torch.Tensor:
-        """Shape index (0 circle, 1 square, 2 triangle) per region (..., H, W); -1 when too small."""
-        lead = regions.shape[:-2]
-        r = regions.reshape(-1, 1, *regions.shape[-2:]).float()
-        # drop stray pixels (fewer than 2 of 8 neighbours alike); an opening would also
-        # erode a small triangle's apex, and with it the skewness that identifies it
-        neighbours = F.avg_pool2d(r, 3, 1, 1, count_include_pad=True) * 9 - r
-        cleaned = (r * (neighbours >= 2)).squeeze(1)
-        keep = cleaned.sum((-2, -1)) >= self.min_pixels
-        use = torch.where(keep[:, None, None], cleaned, r.squeeze(1))
-        # an object has a core that survives a 3x3 erosion; the thin fringe that blur leaves
-        # between an object and its background (a mixed colour) has none
-        core = -F.max_pool2d(-r, 3, 1, 1).squeeze(1)
-        solid = core.sum((-2, -1)) >= 1
-        m = _moments(use)
-        var = (m["var_x"] * m["var_y"]).clamp_min(1e-6)
-        skew = m["skew_y"] / m["var_y"].clamp_min(1e-6) ** 1.5
-        ratio = m["xxyy"] / var
-        shape = torch.where(ratio > self.ratio_threshold, 1, 0)
-        shape = torch.where(skew.abs() > self.skew_threshold, 2, shape)
-        return torch.where((m["area"] >= self.min_pixels) & solid, shape, -1).view(lead)
-
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[1] != 3:
-            raise ValueError(
-                f"the shapes segmenter needs RGB images, got {images.shape[1]} channels"
-            )
-        rgb = (images.float() + 1) / 2
-        pal = self.palette.to(images.device)
-        # nearest palette colour: argmin of |p|^2 - 2 x.p (|x|^2 is the same for every p)
-        score = torch.einsum("nchw,pc->nphw", rgb, pal) * -2 + (pal**2).sum(1).view(1, -1, 1, 1)
-        nearest = score.argmin(1)
-        colour = torch.stack([nearest == c for c in range(self.n_colours)], 1)  # (N, 6, H, W)
-        shape_of = self.classify(colour)  # (N, 6)
-        shapes = torch.stack(
-            [(colour & (shape_of == s)[..., None, None]).any(1) for s in range(self.n_shapes)], 1
-        )
-        background = (nearest >= self.n_colours).unsqueeze(1)
-        return torch.cat([background, shapes, colour], 1)
 
 
 class DigitsSegmenter(Segmenter):

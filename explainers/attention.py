@@ -19,9 +19,9 @@ import math
 
 import torch
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import VERY_NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import VERY_NOISY, Score
 
 BLOCKS = {"g": "generator", "d": "discriminator"}
 

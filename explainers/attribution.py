@@ -81,7 +81,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -93,10 +92,11 @@ from scipy.stats import spearmanr
 from torch import nn
 from torch.nn import functional as F
 
-from ganbench.errors import GanbenchError, NotApplicable
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import EXACT, VERY_NOISY, Score
+from ganbench.core.errors import GanbenchError, NotApplicable
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import EXACT, VERY_NOISY, Score
+from ganbench.core.timing import timed
 
 from . import _lime
 
@@ -450,21 +450,9 @@ def score_attributions(
     ``explain_with(model, x, baseline)`` returns attributions (n, C, H, W) of ``model``.
     """
     g = torch.Generator().manual_seed(seed)
-    device = x.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    attributions = explain_with(f, x, baseline).detach()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        from ganbench.execute import _rss_mb
-
-        peak = _rss_mb()
+    with timed(x.device) as cost:
+        attributions = explain_with(f, x, baseline).detach()
+    seconds, peak = cost["seconds"], cost["peak_mem_mb"]
     if not torch.isfinite(attributions).all():
         raise GanbenchError("the explainer returned non-finite attributions")
     scores = _faithfulness(f, x, baseline, attributions, signed=signed, params=params, generator=g)

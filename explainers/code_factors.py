@@ -32,9 +32,9 @@ import json
 
 import torch
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import NOISY, Score
 
 
 def ranks(x: torch.Tensor) -> torch.Tensor:

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.plots import traversal_figure
-from ganbench.registry import register_explainer
-from ganbench.scores import EXACT, NOISY, UNIT_COUNT, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.plots import traversal_figure
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import EXACT, NOISY, UNIT_COUNT, Score
 
 
 def counts_matrix(codes: torch.Tensor, labels: torch.Tensor, k: int, m: int) -> torch.Tensor:
@@ -147,13 +147,9 @@ def per_class_table(counts: torch.Tensor, matching: dict[int, int], names: list[
 
 def class_names(dataset, head: str, m: int) -> list[str]:
     """Readable names of a head's classes (shapes' levels; else the class indices)."""
-    if getattr(getattr(dataset, "spec", None), "name", "") == "shapes":
-        from ganbench.datasets.shapes import BACKGROUNDS, COLOURS, SHAPES
-
-        levels = {"shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(BACKGROUNDS)}
-        found = levels.get(head.rstrip("2"))
-        if found is not None and len(found) == m:
-            return list(found)
+    found = getattr(dataset, "level_names", {}).get(head.rstrip("2"))
+    if found is not None and len(found) == m:
+        return list(found)
     return [str(j) for j in range(m)]
 
 

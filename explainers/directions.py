@@ -141,10 +141,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.plots import traversal_figure
-from ganbench.registry import register_explainer
-from ganbench.scores import EXACT, NOISY, VERY_NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.plots import traversal_figure
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import EXACT, NOISY, VERY_NOISY, Score
 
 ARMS = ("learned", "random", "coordinate", "ganspace", "sefa")
 # ctx.rng streams (other explainers use 10-11, 40, 50-51)

@@ -104,9 +104,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import NOISY, UNIT_COUNT, VERY_NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import NOISY, UNIT_COUNT, VERY_NOISY, Score
 
 
 # --- streaming statistics ---------------------------------------------------------------

@@ -34,9 +34,9 @@ import json
 import torch
 from torch.nn import functional as F
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import Score
 
 
 def threshold_maps(maps: torch.Tensor, size: int, quantile: float) -> torch.Tensor:

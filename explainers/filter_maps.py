@@ -52,9 +52,9 @@ import json
 import numpy as np
 import torch
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import VERY_NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import VERY_NOISY, Score
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -52,10 +52,10 @@ import json
 
 import torch
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.plots import traversal_figure
-from ganbench.registry import register_explainer
-from ganbench.scores import VERY_NOISY, Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.plots import traversal_figure
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import VERY_NOISY, Score
 
 
 def participation_ratio(effects: torch.Tensor) -> float:

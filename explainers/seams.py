@@ -27,9 +27,9 @@ import math
 import numpy as np
 import torch
 
-from ganbench.evaluator import EvalContext, Evaluator
-from ganbench.registry import register_explainer
-from ganbench.scores import Score
+from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.registry import register_explainer
+from ganbench.core.scores import Score
 
 
 def step_maps(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

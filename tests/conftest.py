@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.registry import ARCHITECTURES
+from ganbench.core.registry import ARCHITECTURES
 
 TINY = """
 name = "tiny"
@@ -60,7 +60,7 @@ def tiny_config(tmp_path: Path):
 @pytest.fixture(autouse=True, scope="session")
 def _flush_denormals():
     """As the harness does for every trial: denormals make CPU training ~70x slower."""
-    from ganbench.execute import prepare_cpu
+    from ganbench.run.execute import prepare_cpu
 
     prepare_cpu()
 
@@ -88,7 +88,7 @@ def domain_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_domain_net(domain_cache):
     """The digits domain network: the pinned one shipped with ganbench (held-out accuracy 0.994)."""
-    from ganbench.datasets.domain import domain_network
+    from ganbench.run.domain import domain_network
 
     return domain_network("digits", {}, domain_cache)
 
@@ -114,8 +114,8 @@ def _logit_gap_explainer():
     labels shuffled (its chance level)."""
     import torch
 
-    from ganbench.evaluator import Evaluator
-    from ganbench.scores import Score
+    from ganbench.core.evaluator import Evaluator
+    from ganbench.core.scores import Score
 
     class LogitGapExplainer(Evaluator):
         """D's real-minus-generated logit gap, beside the gap with labels shuffled."""
@@ -156,11 +156,11 @@ def tiny_board(tmp_path_factory):
     """A rendered leaderboard of a tiny matrix: digits and shapes, two contenders (DCGAN at two
     widths, one a config variant), their untrained controls, the real data, two metrics and a
     toy explainability evaluator with a control. Returns the leaderboard folder."""
-    from ganbench.config import load_config
-    from ganbench.leaderboard import render
-    from ganbench.registry import EXPLAINERS
-    from ganbench.runner import run_matrix
-    from ganbench.store import Store
+    from ganbench.board.leaderboard import render
+    from ganbench.core.registry import EXPLAINERS
+    from ganbench.run.config import load_config
+    from ganbench.run.runner import run_matrix
+    from ganbench.run.store import Store
 
     root = tmp_path_factory.mktemp("board")
     text = (
@@ -186,7 +186,7 @@ def eval_context(model, dataset, artifact_dir, *, domain=None, seed: int = 0):
     the dataset's domain network (anything with ``features``)."""
     import torch
 
-    from ganbench.evaluator import EvalContext
+    from ganbench.core.evaluator import EvalContext
 
     cache = {} if domain is None else {"domain": domain}
     return EvalContext(
@@ -215,7 +215,7 @@ def brief_dcgan(steps: int, *, width: int = 8, latent_dim: int | None = None, ba
     """A DCGAN on digits after ``steps`` seeded training steps (in train mode)."""
     import torch
 
-    from ganbench.registry import create_architecture, create_dataset
+    from ganbench.core.registry import create_architecture, create_dataset
 
     digits = create_dataset("digits")
     torch.manual_seed(0)

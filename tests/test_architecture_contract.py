@@ -1,6 +1,6 @@
 """The contract every registered architecture passes, parametrised over the registry (timm-style).
 
-The checks themselves live in ``ganbench.conformance`` (what ``ganbench check`` runs for a
+The checks themselves live in ``ganbench.run.conformance`` (what ``ganbench check`` runs for a
 submitter), so the rules are written once: shapes and range at 32x32 grey and 64x64 RGB,
 determinism by seed, the safetensors round trip, finite losses, hookable generator layers,
 one logit per image with each D module used once, captum DeepLIFT completeness within 10%,
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganbench.conformance import CHECKS, run_check
-from ganbench.registry import get_architecture, list_architectures
+from ganbench.core.registry import get_architecture, list_architectures
+from ganbench.run.conformance import CHECKS, run_check
 
 CASES = [
     pytest.param(name, check, id=f"{name}-{check.name.replace(' ', '_')}")
@@ -29,7 +29,7 @@ def test_architecture_passes_the_conformance_check(name, check):
 
 
 def test_every_declared_capability_has_a_check():
-    from ganbench.conformance import KNOWN_CAPABILITIES
+    from ganbench.run.conformance import KNOWN_CAPABILITIES
 
     for name in list_architectures():
         unknown = get_architecture(name).capabilities - KNOWN_CAPABILITIES

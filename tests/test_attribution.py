@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.errors import NotApplicable
+from ganbench.core.errors import NotApplicable
+from ganbench.core.registry import (
+    ARCHITECTURES,
+    create_architecture,
+    create_dataset,
+    create_explainer,
+)
 from ganbench.explainers.attribution import (
     AttributionExplainer,
     Logit,
@@ -20,7 +26,6 @@ from ganbench.explainers.attribution import (
     perturbation_curves,
     reused_modules,
 )
-from ganbench.registry import ARCHITECTURES, create_architecture, create_dataset, create_explainer
 from tests.conftest import brief_dcgan, eval_context
 
 EXPLAINERS = ("deeplift", "deepliftshap", "integrated_gradients", "smoothgrad", "lime")
@@ -232,7 +237,7 @@ def test_curves_and_auc_on_an_additive_function():
 
 
 def test_real_data_reference_is_not_applicable():
-    from ganbench.registry import EXPLAINERS as REG
+    from ganbench.core.registry import EXPLAINERS as REG
 
     cls = REG.get("deeplift")
     assert "capability layers" in cls.not_applicable_reason(frozenset(), frozenset(), "real data")
@@ -241,9 +246,9 @@ def test_real_data_reference_is_not_applicable():
 def test_runner_records_not_applicable_with_its_reason(tmp_path, temp_architecture):
     """Through the runner, a D that reuses a ReLU gets DeepLIFT cells n/a (not failed)."""
     from ganbench.architectures.dcgan import DCGAN
-    from ganbench.config import load_config
-    from ganbench.runner import run_matrix
-    from ganbench.store import Store
+    from ganbench.run.config import load_config
+    from ganbench.run.runner import run_matrix
+    from ganbench.run.store import Store
     from tests.conftest import TINY
 
     class ReusedGAN(DCGAN):

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganbench.core.registry import create_dataset, create_explainer
 from ganbench.explainers.attribution import AttributionExplainer, blur
-from ganbench.registry import create_dataset, create_explainer
 from tests.conftest import brief_dcgan, eval_context
 from tests.test_attribution import EXPLAINERS, SMALL, FakeArch
 
@@ -182,7 +182,7 @@ STORE = Path(__file__).resolve().parents[1] / "runs" / "ganbench.sqlite"
 
 
 def smoke_model(architecture: str, dataset: str, seed: int):
-    from ganbench.execute import load_trained
+    from ganbench.run.execute import load_trained
 
     if not STORE.exists():
         pytest.skip("no local smoke store")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ganbench.architectures.dcgan import DCGAN
 from ganbench.architectures.sagan import SAGAN
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 
 @register_architecture("wrongshape")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from ganbench.architectures.cocogan import CocoGAN, assemble, split
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
-from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 RGB64 = DatasetSpec(name="rgb64", version="test", image_size=64, channels=3)

@@ -11,9 +11,9 @@ import torch
 from scipy.stats import spearmanr
 
 from ganbench.architectures.infogan import CodeSpec
+from ganbench.core.registry import create_architecture, create_dataset, get_explainer
 from ganbench.datasets.domain import DomainNetwork, Head, heads_for
 from ganbench.explainers.code_factors import CodeFactorExplainer, correlation_ratio, spearman
-from ganbench.registry import create_architecture, create_dataset, get_explainer
 from tests.conftest import eval_context
 
 

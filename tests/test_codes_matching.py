@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ganbench.architectures.infogan import CodeSpec
+from ganbench.core.registry import create_dataset, get_architecture, get_explainer
 from ganbench.datasets.domain import heads_for
 from ganbench.explainers.codes import (
     CodeExplainer,
@@ -23,7 +24,6 @@ from ganbench.explainers.codes import (
     counts_matrix,
     matched_accuracy,
 )
-from ganbench.registry import create_dataset, get_architecture, get_explainer
 from tests.conftest import eval_context
 
 K = 10  # categorical code values, as in the paper and the harness
@@ -235,7 +235,7 @@ def test_real_shapes_network_reads_a_planted_background_code(tmp_path, domain_ca
     """End to end on the pinned shapes network: code value v draws real test images whose
     background is v mod 4 (anything else at random): matched to the background head at
     ~the network's background accuracy; the same images drawn regardless of code: chance."""
-    from ganbench.datasets.domain import domain_network
+    from ganbench.run.domain import domain_network
 
     shapes = create_dataset("shapes")
     test = shapes.split("test")

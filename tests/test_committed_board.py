@@ -75,3 +75,25 @@ def test_figures_stay_small():
     assert smoke <= 8 * 2**20, smoke  # issue 32: the smoke board's figures in 8 MB
     biggest = max((p for p in BOARD.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     assert biggest.stat().st_size <= 2 * 2**20, biggest  # no file over ~2 MB is committed
+
+
+def test_the_board_re_renders_from_its_bundles_byte_identical_apart_from_its_date(tmp_path):
+    """``ganbench leaderboard`` with no store renders the committed bundles: every file comes
+    out as committed except for the rendering date (a refactor of the board moves no byte)."""
+    import re
+    import shutil
+
+    from ganbench.board.leaderboard import render_all
+
+    out = tmp_path / "leaderboard"
+    shutil.copytree(BOARD, out)
+    render_all(tmp_path / "no-store.sqlite", out)
+
+    def dated(path: Path) -> bytes:
+        return re.sub(rb"on \d{4}-\d{2}-\d{2}", b"on DATE", path.read_bytes())
+
+    committed = sorted(p.relative_to(BOARD) for p in BOARD.rglob("*") if p.is_file())
+    rendered = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert rendered == committed
+    moved = [str(p) for p in committed if dated(BOARD / p) != dated(out / p)]
+    assert not moved, f"re-rendering changed {moved}"

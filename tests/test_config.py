@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.config import apply_overrides, load_config, shipped_configs
-from ganbench.errors import ConfigError
+from ganbench.core.errors import ConfigError
+from ganbench.run.config import apply_overrides, load_config, shipped_configs
 
 
 def test_shipped_configs_load_and_validate():
@@ -144,7 +144,7 @@ def test_config_mistakes_name_file_key_and_what_is_allowed(tiny_config, replace,
 
 
 def test_exclude_leaves_cells_out_of_the_cross(tiny_config):
-    from ganbench.trials import expand
+    from ganbench.run.trials import expand
 
     path = tiny_config(
         {
@@ -164,7 +164,7 @@ def test_exclude_leaves_cells_out_of_the_cross(tiny_config):
 
 
 def test_an_architecture_can_have_its_own_steps_batch_and_seeds(tiny_config):
-    from ganbench.trials import expand
+    from ganbench.run.trials import expand
 
     path = tiny_config(
         {
@@ -194,8 +194,8 @@ def test_an_architecture_can_have_its_own_steps_batch_and_seeds(tiny_config):
 
 
 def test_a_dataset_and_an_architecture_on_a_dataset_can_have_their_own_budget(tiny_config):
-    from ganbench.leaderboard import budget_line
-    from ganbench.trials import expand
+    from ganbench.board.leaderboard import budget_line
+    from ganbench.run.trials import expand
 
     path = tiny_config(
         {
@@ -241,8 +241,8 @@ def test_a_dataset_and_an_architecture_on_a_dataset_can_have_their_own_budget(ti
 
 
 def test_a_variant_is_an_architecture_of_its_own_built_by_the_registered_one(tiny_config):
-    from ganbench.execute import build
-    from ganbench.trials import expand
+    from ganbench.run.execute import build
+    from ganbench.run.trials import expand
 
     path = tiny_config(
         {'architectures = ["dcgan"]': 'architectures = ["dcgan", "dcgan-wide"]'},
@@ -294,7 +294,7 @@ def test_the_quick_look_covers_every_architecture_and_is_what_make_run_runs():
     """`make run` runs the quick matrix: every registered architecture and every variant the
     shipped matrices name, on digits, one seed, beside both controls, with an attribution
     method, dissection and directions."""
-    from ganbench.registry import list_architectures
+    from ganbench.core.registry import list_architectures
 
     quick = load_config("quick")
     assert quick.quick_look and not load_config("smoke").quick_look

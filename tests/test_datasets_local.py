@@ -15,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.registry import create_dataset, get_dataset, list_datasets
 from ganbench.datasets.local import DatasetRootError
-from ganbench.errors import ConfigError
-from ganbench.registry import create_dataset, get_dataset, list_datasets
 
 LOCAL = ["mnist", "fashion_mnist", "cifar10", "celeba", "lsun_bedroom", "imagefolder"]
 

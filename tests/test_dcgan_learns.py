@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ganbench.config import apply_overrides, load_config
-from ganbench.runner import run_matrix
-from ganbench.store import Store
+from ganbench.run.config import apply_overrides, load_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
 
 
 @pytest.mark.slow  # about 200 s on 2 cores: `make test-all` (the quick matrix shows the same at 500 steps)

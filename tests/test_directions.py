@@ -11,6 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.registry import (
+    create_architecture,
+    create_dataset,
+    get_architecture,
+    list_architectures,
+)
 from ganbench.datasets.base import DatasetSpec, TensorImages
 from ganbench.datasets.domain import DomainNetwork, Head, heads_for
 from ganbench.explainers.directions import (
@@ -27,12 +33,6 @@ from ganbench.explainers.directions import (
     sample_shifts,
     sefa_directions,
     train_reconstructor,
-)
-from ganbench.registry import (
-    create_architecture,
-    create_dataset,
-    get_architecture,
-    list_architectures,
 )
 from tests.conftest import eval_context
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.registry import create_architecture, create_dataset, list_architectures
 from ganbench.datasets.shapes import COLOURS, CONCEPTS, _inside
 from ganbench.explainers.dissection import (
     DissectionExplainer,
@@ -20,7 +21,6 @@ from ganbench.explainers.dissection import (
     label_units,
     on_map,
 )
-from ganbench.registry import create_architecture, create_dataset, list_architectures
 from tests.conftest import eval_context
 
 # --- the streaming pieces against direct computations -----------------------------------

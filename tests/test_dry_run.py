@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.config import load_config
-from ganbench.estimate import Eta, history
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from ganbench.trials import expand
+from ganbench.run.config import load_config
+from ganbench.run.estimate import Eta, history
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
+from ganbench.run.trials import expand
 from tests.test_cli import run
 
 REPO = Path(__file__).resolve().parents[1]

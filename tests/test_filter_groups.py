@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from ganbench.evaluator import EvalContext
+from ganbench.core.evaluator import EvalContext
+from ganbench.core.registry import create_dataset
 from ganbench.explainers.filter_groups import (
     FilterGroupsExplainer,
     pairwise_iou,
     threshold_maps,
     within_across,
 )
-from ganbench.registry import create_dataset
 
 PLANTED = ("circle", "square", "triangle", "red", "blue")  # one concept per group
 PER_GROUP = 6
@@ -124,7 +124,7 @@ def test_a_random_partition_scores_near_chance(tmp_path):
 
 
 def test_explainer_runs_on_ifgan(tmp_path):
-    from ganbench.registry import create_architecture
+    from ganbench.core.registry import create_architecture
 
     torch.manual_seed(0)
     arch = create_architecture("ifgan", shapes().spec, width=8, groups=4, fit_samples=32)

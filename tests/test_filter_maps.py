@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.datasets.domain import DomainNetwork, heads_for
-from ganbench.explainers.filter_maps import FilterMapsExplainer, dead_filters, frechet_distance
-from ganbench.registry import (
+from ganbench.core.registry import (
     create_architecture,
     create_dataset,
     get_architecture,
     list_architectures,
 )
+from ganbench.datasets.domain import DomainNetwork, heads_for
+from ganbench.explainers.filter_maps import FilterMapsExplainer, dead_filters, frechet_distance
 from tests.conftest import Projection, brief_dcgan, eval_context
 
 DEAD = [0, 3, 5]

@@ -1,5 +1,5 @@
 """Golden fingerprints: every built-in component computes the numbers recorded beside its
-version, so a stored result is what the code under its key gives (ganbench.fingerprints)."""
+version, so a stored result is what the code under its key gives (ganbench.run.fingerprints)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganbench import fingerprints as fp
+from ganbench.core.registry import create_dataset, create_metric
 from ganbench.datasets.domain import PINNED_DIR
-from ganbench.registry import create_dataset, create_metric
+from ganbench.run import fingerprints as fp
 from tests.conftest import eval_context
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,7 +77,7 @@ def test_a_moved_number_under_an_unchanged_version_names_the_component_and_the_f
     verdict = fp.check("metric", "mmd", tmp_path, now)
     assert not verdict.ok
     assert "metric mmd computes different numbers at the same version '2'" in verdict.message
-    assert "mmd2:" in verdict.message and "bench/metrics/mmd.py" in verdict.message
+    assert "mmd2:" in verdict.message and "metrics/mmd.py" in verdict.message
     assert "ganbench fingerprint --record metric:mmd" in verdict.message
 
 
@@ -108,9 +108,9 @@ def test_recording_refuses_numbers_that_moved_without_a_version_bump(tmp_path):
 
 
 def test_an_edit_to_a_shared_helper_is_caught_in_the_metrics_that_import_it():
-    """A real edit to bench/metrics/_stats.py (used through ``from ._stats import ...``, which
+    """A real edit to metrics/_stats.py (used through ``from ._stats import ...``, which
     re-keys nothing): the fingerprints of the metrics computing through it fail."""
-    helper = Path(fp.__file__).parent / "metrics" / "_stats.py"
+    helper = Path(fp.__file__).parents[2] / "metrics" / "_stats.py"
     source = helper.read_text()
     old = "    n_used = min(len(real), len(fake))\n    return real[:n_used], fake[:n_used]"
     assert old in source, "the edit below no longer applies: pick another line of _stats.py"
@@ -124,7 +124,7 @@ def test_an_edit_to_a_shared_helper_is_caught_in_the_metrics_that_import_it():
         module.__file__ = path
         sys.modules["ganbench.metrics._stats"] = module
         exec(compile(source, path, "exec"), module.__dict__)
-        from ganbench import fingerprints as fp
+        from ganbench.run import fingerprints as fp
         for name in ("mmd", "knn_c2st", "c2st"):
             verdict = fp.on_one_thread(lambda: fp.check("metric", name))
             print(name, verdict.ok, verdict.message)

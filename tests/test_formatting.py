@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from ganbench.formatting import cost_text, cost_unit, fisher, values_text
-from ganbench.scores import Score
+from ganbench.board.formatting import cost_text, cost_unit, fisher, values_text
+from ganbench.core.scores import Score
 
 P = Score("mmd_p_value", "none", "a p-value")
 X = Score("mmd2", "lower", "a distance")

@@ -15,8 +15,8 @@ from ganbench.architectures.ifgan import (
     normalise_maps,
     realism_loss,
 )
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
-from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 NOISE = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1

@@ -10,15 +10,15 @@ import torch
 from torch.nn import functional as F
 
 from ganbench.architectures.infogan import InfoGAN
+from ganbench.core.evaluator import EvalContext
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
-from ganbench.evaluator import EvalContext
 from ganbench.explainers.codes import (
     CodeExplainer,
     code_information,
     counts_matrix,
     matched_accuracy,
 )
-from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 
@@ -214,7 +214,7 @@ def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_pat
     0.14 at 500, 0.17 at 1,000, 0.19 at 1,500. The smoke
     config's width 32 reaches 0.91 at 500 steps. The bound below leaves room for CPU
     rounding differences between machines."""
-    from ganbench.execute import _batches, seed_everything
+    from ganbench.run.execute import _batches, seed_everything
 
     seed_everything(0)
     dataset = create_dataset("digits", image_size=32)

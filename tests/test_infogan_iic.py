@@ -9,8 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from ganbench.architectures.infogan_iic import InfoGANIIC, iic_mutual_information
+from ganbench.core.registry import create_architecture
 from ganbench.datasets.base import DatasetSpec
-from ganbench.registry import create_architecture
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 BIG = 50.0  # logits this far apart give near one-hot softmaxes

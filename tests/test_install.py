@@ -11,6 +11,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MODULES = [
     "ganbench",
+    "ganbench.core",
+    "ganbench.run",
+    "ganbench.board",
+    "ganbench.cli",
     "ganbench.metrics",
     "ganbench.architectures",
     "ganbench.datasets",
@@ -23,7 +27,11 @@ def test_editable_install_maps_each_package_to_its_folder():
 
     expected = {
         "ganbench": "bench",
-        "ganbench.metrics": "bench/metrics",
+        "ganbench.core": "bench/core",
+        "ganbench.run": "bench/run",
+        "ganbench.board": "bench/board",
+        "ganbench.cli": "bench/cli",
+        "ganbench.metrics": "metrics",
         "ganbench.architectures": "architectures",
         "ganbench.datasets": "datasets",
         "ganbench.explainers": "explainers",
@@ -54,6 +62,10 @@ def test_wheel_contains_every_package_and_the_configs_and_imports_alone(tmp_path
     names = zipfile.ZipFile(wheel).namelist()
     for required in (
         "ganbench/__init__.py",
+        "ganbench/core/registry.py",
+        "ganbench/run/runner.py",
+        "ganbench/board/templates/leaderboard.html.j2",
+        "ganbench/cli/templates/architecture.py.tmpl",
         "ganbench/metrics/c2st.py",
         "ganbench/architectures/dcgan.py",
         "ganbench/datasets/digits.py",
@@ -80,8 +92,8 @@ def test_wheel_contains_every_package_and_the_configs_and_imports_alone(tmp_path
     )
     code = (
         "import ganbench, ganbench.metrics, ganbench.architectures, ganbench.datasets, ganbench.explainers\n"
-        "from ganbench.config import load_config\n"
-        "from ganbench.registry import list_architectures, list_metrics\n"
+        "from ganbench.run.config import load_config\n"
+        "from ganbench.core.registry import list_architectures, list_metrics\n"
         "print(ganbench.__file__)\n"
         "print(load_config('smoke').name, list_architectures(), list_metrics())\n"
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from ganbench.config import load_config
-from ganbench.leaderboard import render
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from ganbench.trials import expand
+from ganbench.board.leaderboard import render
+from ganbench.run.config import load_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
+from ganbench.run.trials import expand
 
 MATRIX = """
 name = "tinyintrinsic"

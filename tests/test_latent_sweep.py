@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.registry import create_architecture, create_dataset, get_architecture
 from ganbench.explainers.latent_sweep import (
     LatentSweepExplainer,
     participation_ratio,
     spearman,
     top_share,
 )
-from ganbench.registry import create_architecture, create_dataset, get_architecture
 from tests.conftest import Projection, brief_dcgan, eval_context
 
 

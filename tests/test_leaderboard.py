@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from ganbench.architectures.dcgan import DCGAN
-from ganbench.config import load_config
-from ganbench.leaderboard import COST_SCORES, render
-from ganbench.registry import get_metric
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from ganbench.submission import read_bundle
+from ganbench.board.leaderboard import COST_SCORES, render
+from ganbench.core.registry import get_metric
+from ganbench.run.bundles import read_bundle
+from ganbench.run.config import load_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
 
 
 class BrokenGAN(DCGAN):
@@ -24,7 +24,7 @@ class BrokenGAN(DCGAN):
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """A tiny matrix with two seeds, both controls, and one architecture that always fails."""
-    from ganbench.registry import ARCHITECTURES
+    from ganbench.core.registry import ARCHITECTURES
     from tests.conftest import TINY, registered
 
     root = tmp_path_factory.mktemp("lb")
@@ -167,7 +167,7 @@ def test_page_is_offline_with_every_figure_beside_it(tiny_board):
 
 
 def test_shared_markdown_sentences_are_escaped_then_rendered():
-    from ganbench.html import inline_markdown
+    from ganbench.board.html import inline_markdown
 
     assert str(inline_markdown("run `a<b>` for **x** & y")) == (
         "run <code>a&lt;b&gt;</code> for <strong>x</strong> &amp; y"
@@ -194,7 +194,7 @@ def test_cost_table_marks_timings_taken_on_a_shared_cpu(rendered, tmp_path):
         rec["timings"]["cpu_share"] = 0.95
     trains[0]["timings"]["cpu_share"] = 0.41
     bundle_path.write_text(json.dumps(bundle))
-    from ganbench.registry import ARCHITECTURES
+    from ganbench.core.registry import ARCHITECTURES
     from tests.conftest import registered
 
     with registered(ARCHITECTURES, "brokengan", BrokenGAN):
@@ -213,7 +213,7 @@ def test_a_store_that_shares_a_few_keys_leaves_the_committed_bundle_alone(render
     its records over the committed bundle; a whole run of the matrix replaces them."""
     import json
 
-    from ganbench.registry import ARCHITECTURES
+    from ganbench.core.registry import ARCHITECTURES
     from tests.conftest import registered
 
     root, *_ = rendered
@@ -258,7 +258,7 @@ def test_a_store_that_shares_a_few_keys_leaves_the_committed_bundle_alone(render
 def test_committed_finished_and_na_records_stay_until_a_whole_run_replaces_them():
     from types import SimpleNamespace
 
-    from ganbench.leaderboard import keep_committed
+    from ganbench.board.leaderboard import keep_committed
 
     own = [SimpleNamespace(key=k) for k in ("a", "b", "c", "d")]
     bundled = {
@@ -284,7 +284,7 @@ def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp
     """A record made with uncommitted changes reads `<sha>-dirty` in the header and provenance."""
     import json
 
-    from ganbench.leaderboard import short_commit
+    from ganbench.board.leaderboard import short_commit
 
     assert short_commit("0123456789abcdef0123-dirty") == "0123456789ab-dirty"
     assert short_commit("0123456789abcdef0123") == "0123456789ab"
@@ -298,7 +298,7 @@ def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp
         if rec["labels"].get("architecture") == "dcgan" and rec.get("env"):
             rec["env"]["git_commit"] = "feedfacecafe0123456789-dirty"
     bundle_path.write_text(json.dumps(bundle))
-    from ganbench.registry import ARCHITECTURES
+    from ganbench.core.registry import ARCHITECTURES
     from tests.conftest import registered
 
     with registered(ARCHITECTURES, "brokengan", BrokenGAN):
@@ -368,7 +368,7 @@ def test_readme_tables_fit_a_forge_page(tiny_board):
     board's (rendered by the same code)."""
     from pathlib import Path
 
-    from ganbench.leaderboard import README_WIDTH
+    from ganbench.board.leaderboard import README_WIDTH
 
     committed = Path(__file__).resolve().parents[1] / "leaderboard" / "README.md"
     for path in (tiny_board / "README.md", committed):
@@ -388,8 +388,8 @@ def test_trial_counts_are_words_not_a_fraction(tiny_board):
 
 
 def test_columns_that_carry_nothing_are_left_out_with_a_note():
-    from ganbench.leaderboard import Cell, Column, Table, TableRow, drop_uninformative
-    from ganbench.scores import Score
+    from ganbench.board.leaderboard import Cell, Column, Table, TableRow, drop_uninformative
+    from ganbench.core.scores import Score
 
     def col(name):
         return Column(name, "ev", Score(name, "higher", name))
@@ -451,7 +451,7 @@ def test_bundle_stores_each_environment_once_and_reads_back_whole(rendered, tmp_
     is refused in one line."""
     import json
 
-    from ganbench.submission import BundleRefused
+    from ganbench.run.bundles import BundleRefused
 
     root, _, _, _ = rendered
     path = root / "leaderboard" / "runs" / "tiny-cpu.json"
@@ -473,7 +473,7 @@ def test_bundle_stores_each_environment_once_and_reads_back_whole(rendered, tmp_
 def test_the_board_says_whether_its_timings_had_the_cpu_to_themselves():
     from types import SimpleNamespace
 
-    from ganbench.leaderboard import contention_words
+    from ganbench.board.leaderboard import contention_words
 
     def view(*shares):
         own = [SimpleNamespace(kind="train", key=f"k{i}") for i in range(len(shares) + 1)]

@@ -8,13 +8,13 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.explainers._lime import (
     captum_lime_attributions,
     lime_attributions,
     patch_feature_mask,
     sample_lime_masks,
 )
-from ganbench.registry import create_architecture, create_dataset
 
 
 @functools.cache

@@ -16,8 +16,8 @@ import math
 import pytest
 import torch
 
+from ganbench.core.registry import create_dataset
 from ganbench.metrics.c2st import C2ST, c2st
-from ganbench.registry import create_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -132,9 +132,9 @@ ARCHITECTURES = [
 def smoke_train_config(architecture: str) -> dict:
     """The smoke matrix's train config of ``architecture`` on digits, seed 0 (InfoGAN-IIC,
     not in the smoke matrix, at InfoGAN's settings)."""
-    from ganbench.config import load_config
-    from ganbench.registry import get_architecture
-    from ganbench.trials import expand
+    from ganbench.core.registry import get_architecture
+    from ganbench.run.config import load_config
+    from ganbench.run.trials import expand
 
     base = "infogan" if architecture == "infogan-iic" else architecture
     for trial in expand(load_config("smoke"), "cpu"):
@@ -155,7 +155,7 @@ def smoke_train_config(architecture: str) -> dict:
 def snapshots(config: dict) -> dict[int, object]:
     """Copies of one training at CHECKPOINTS steps, trained as the harness trains (seeded
     batches of execute._batches, the train config's seed)."""
-    from ganbench import execute
+    from ganbench.run import execute
 
     execute.seed_everything(config["seed"])
     dataset, arch = execute.build(config)
@@ -192,7 +192,7 @@ def test_checkpoints_of_one_training_are_ordered(architecture, tmp_path):
 
 @pytest.mark.parametrize("params", [{"val_fraction": 1.0}, {"patience": 0}, {"epochs": 0}])
 def test_bad_parameters_are_config_errors(params):
-    from ganbench.errors import ConfigError
+    from ganbench.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="c2st"):
         C2ST(**params)

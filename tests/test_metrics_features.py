@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench.evaluator import FEATURE_PASSES
+from ganbench.core.evaluator import FEATURE_PASSES
+from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.mmd import (
     MULTI_BANDWIDTHS,
     median_heuristic,
@@ -17,7 +18,6 @@ from ganbench.metrics.mmd import (
     mmd_permutation_test,
     squared_distances,
 )
-from ganbench.registry import create_dataset, create_metric
 from tests.conftest import Projection, brief_dcgan, eval_context
 
 ALPHA = 0.05

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganbench.errors import ConfigError, NotApplicable
-from ganbench.fingerprints import random_inception_file
+from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.inception import InceptionFID
-from ganbench.registry import create_dataset, create_metric
+from ganbench.run.fingerprints import random_inception_file
 from tests.conftest import eval_context
 
 
@@ -148,8 +148,8 @@ def test_a_model_is_sampled_through_torch_fidelitys_generator_wrapper(weights, d
     """torch-fidelity draws N(0, 1) latents from its seed and generates; by hand, the same."""
     import numpy as np
 
-    from ganbench.conformance import small
     from ganbench.metrics.inception import inception_metrics
+    from ganbench.run.conformance import small
 
     model = small("cocogan").eval()  # a U(-1, 1) prior, reached through latent_from_normal
     real = digits.split("test").images[:8]
@@ -172,8 +172,8 @@ def test_fid_in_the_2048_pool_features(weights, digits, tmp_path):
 
 # --- keys name the weights, not their path ------------------------------------------------------
 def _keys(tiny_config, weights_path: str, name: str) -> tuple[str, dict]:
-    from ganbench.config import load_config
-    from ganbench.trials import expand
+    from ganbench.run.config import load_config
+    from ganbench.run.trials import expand
 
     extra = f'\n[metric.fid_inception]\nweights = "{weights_path}"\nn = 8\nbatch_size = 8\n'
     path = tiny_config(
@@ -204,9 +204,9 @@ def test_an_evaluation_key_names_the_inception_weights_by_sha256(tiny_config, we
 def test_a_matrix_runs_fid_inception_from_the_path_its_key_does_not_hold(
     tiny_config, weights, tmp_path
 ):
-    from ganbench.config import load_config
-    from ganbench.runner import run_matrix
-    from ganbench.store import Store
+    from ganbench.run.config import load_config
+    from ganbench.run.runner import run_matrix
+    from ganbench.run.store import Store
 
     _, trial = _keys(tiny_config, str(weights[0]), "run.toml")
     cfg = load_config(str(tmp_path / "run.toml"))

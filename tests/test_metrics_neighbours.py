@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
+from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.neighbours import knn_c2st, memorisation_scores, one_nn_accuracy
-from ganbench.registry import create_dataset, create_metric
 from tests.conftest import eval_context
 
 ALPHA = 0.05
@@ -142,7 +142,7 @@ def test_memorisation_tells_copies_from_fresh_images_on_both_datasets(dataset):
 def test_memorisation_is_a_check_not_a_ranking():
     """Every generator that does not copy scores ~0: ranking on it would tie every trained and
     untrained model and crown the real data's copies worst."""
-    from ganbench.registry import get_metric
+    from ganbench.core.registry import get_metric
 
     metric = get_metric("memorisation")
     assert metric.score("memorised_fraction").direction == "none"

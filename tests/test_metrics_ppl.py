@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 from ganbench.architectures.base import Architecture
-from ganbench.errors import ConfigError, NotApplicable
+from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.registry import (
+    create_architecture,
+    create_dataset,
+    create_metric,
+    get_architecture,
+    get_metric,
+    list_architectures,
+)
 from ganbench.metrics.ppl import (
     PAIRS_STREAM,
     LatentPart,
@@ -25,14 +33,6 @@ from ganbench.metrics.ppl import (
     path_lengths,
     slerp,
     trim,
-)
-from ganbench.registry import (
-    create_architecture,
-    create_dataset,
-    create_metric,
-    get_architecture,
-    get_metric,
-    list_architectures,
 )
 from tests.conftest import Projection, eval_context
 

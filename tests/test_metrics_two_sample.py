@@ -11,7 +11,8 @@ from scipy.spatial.distance import pdist
 from scipy.stats import beta
 
 import ganbench.metrics.mmd as mmd_module
-from ganbench.evaluator import EvalContext
+from ganbench.core.evaluator import EvalContext
+from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.c2st import c2st
 from ganbench.metrics.mmd import (
     gaussian_kernel_matrix,
@@ -21,7 +22,6 @@ from ganbench.metrics.mmd import (
     permuted_mmd2,
     squared_distances,
 )
-from ganbench.registry import create_dataset, create_metric
 
 ALPHA = 0.05
 MAX_FALSE_REJECTION_RATE = 0.125  # the nominal 0.05 plus room for Monte Carlo noise

@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganbench.checkpoint import load_checkpoint
-from ganbench.config import load_config
-from ganbench.errors import ConfigError, GanbenchError
-from ganbench.execute import CHECKPOINT, numerics, train_model
-from ganbench.registry import create_architecture, create_dataset
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from ganbench.trials import expand
+from ganbench.core.checkpoint import load_checkpoint
+from ganbench.core.errors import ConfigError, GanbenchError
+from ganbench.core.registry import create_architecture, create_dataset
+from ganbench.run.config import load_config
+from ganbench.run.execute import CHECKPOINT, numerics, train_model
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
+from ganbench.run.trials import expand
 
 
 def _train_trials(path) -> list:
@@ -120,7 +120,7 @@ def test_a_bf16_matrix_records_its_precision(tiny_config, tmp_path):
 @pytest.mark.slow
 def test_compiled_networks_train_and_their_checkpoint_loads_eager(tmp_path):
     """torch.compile on the CPU (inductor, C++): a minute of compilation on 2 cores."""
-    from ganbench.checkpoint import save_checkpoint
+    from ganbench.core.checkpoint import save_checkpoint
 
     dataset = create_dataset("digits")
     torch.manual_seed(0)
@@ -162,10 +162,10 @@ def test_cpu_share_falls_when_other_jobs_take_the_cores():
 
 def test_evaluations_run_with_tf32_off_whatever_the_global_flags(tmp_path):
     """cuDNN allows TF32 by default; an evaluation's scores must not depend on that."""
-    from ganbench.evaluator import Evaluator
-    from ganbench.execute import run_evaluate
-    from ganbench.registry import METRICS
-    from ganbench.scores import Score
+    from ganbench.core.evaluator import Evaluator
+    from ganbench.core.registry import METRICS
+    from ganbench.core.scores import Score
+    from ganbench.run.execute import run_evaluate
     from tests.conftest import registered
 
     seen: list[tuple[bool, bool]] = []

@@ -15,13 +15,13 @@ from tests.conftest import TINY
 PLUGINS = {
     "broken.py": """
         import torch
-        from ganbench.registry import register_architecture
+        from ganbench.core.registry import register_architecture
         raise RuntimeError("this plugin cannot be imported")
     """,
     "nangan.py": """
         import torch
         from ganbench.architectures.dcgan import DCGAN
-        from ganbench.registry import register_architecture
+        from ganbench.core.registry import register_architecture
 
         @register_architecture("nangan")
         class NaNGAN(DCGAN):
@@ -32,7 +32,7 @@ PLUGINS = {
     "shapegan.py": """
         import torch.nn.functional as F
         from ganbench.architectures.dcgan import DCGAN
-        from ganbench.registry import register_architecture
+        from ganbench.core.registry import register_architecture
 
         @register_architecture("shapegan")
         class ShapeGAN(DCGAN):

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.config import load_config
-from ganbench.errors import ConfigError
-from ganbench.runner import run_matrix
-from ganbench.store import Store
+from ganbench.core.errors import ConfigError
+from ganbench.run.config import load_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
 
 GANBENCH = [sys.executable, "-m", "ganbench.cli"]
 
@@ -23,7 +23,7 @@ import signal
 from pathlib import Path
 
 from ganbench.architectures.dcgan import DCGAN
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 
 MARKER = Path(__file__).with_name("killed-once")
 
@@ -86,8 +86,8 @@ def test_ray_gives_the_local_executors_scores(ray_cluster, tiny_config, tmp_path
 def plugin_arch(tmp_path):
     """Write a killer plugin and load it here too (the driver expands the matrix with it);
     its registration is dropped afterwards, so later tests see the registry as it was."""
-    from ganbench.plugins import load_plugin_file
-    from ganbench.registry import ARCHITECTURES
+    from ganbench.core.plugins import load_plugin_file
+    from ganbench.core.registry import ARCHITECTURES
 
     names = []
 
@@ -199,7 +199,7 @@ def test_bad_ray_options_name_the_key(tiny_config, table, message):
 
 
 def test_ray_options_are_read_and_leave_trial_keys_alone(tiny_config):
-    from ganbench.trials import expand
+    from ganbench.run.trials import expand
 
     plain = load_config(str(tiny_config()))
     extra = "[ray]\nnum_cpus_per_trial = 2\ngpus_per_trial = 0.25\nmax_retries = 3\n"

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from ganbench.errors import GanbenchError
-from ganbench.registry import (
+from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import (
     ARCHITECTURES,
     Registry,
     UnknownNameError,
@@ -101,7 +101,7 @@ def test_entry_point_to_a_non_class_is_a_clear_error(tmp_path, monkeypatch):
 def test_every_declared_control_names_a_score_of_the_same_evaluator():
     """``Score.control`` points the leaderboard at the chance-level column shown beside a score:
     a name that is not among the evaluator's own scores would leave that column empty."""
-    from ganbench.registry import EXPLAINERS, METRICS
+    from ganbench.core.registry import EXPLAINERS, METRICS
 
     checked = 0
     for registry in (METRICS, EXPLAINERS):

@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from ganbench.architectures.dcgan import DCGAN
-from ganbench.checkpoint import load_checkpoint
-from ganbench.config import load_config
-from ganbench.errors import CheckpointError, ConfigError, NonFiniteLossError
-from ganbench.execute import CHECKPOINT, run_evaluate, train_model
-from ganbench.registry import create_architecture, create_dataset
-from ganbench.runner import run_matrix
-from ganbench.store import Store
+from ganbench.core.checkpoint import load_checkpoint
+from ganbench.core.errors import CheckpointError, ConfigError, NonFiniteLossError
+from ganbench.core.registry import create_architecture, create_dataset
+from ganbench.run.config import load_config
+from ganbench.run.execute import CHECKPOINT, run_evaluate, train_model
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
 
 GANBENCH = [sys.executable, "-m", "ganbench.cli"]
 
@@ -85,7 +85,7 @@ def test_cli_exit_code_counts_failures_and_summarises_them(tiny_config, tmp_path
     plugin.write_text(
         textwrap.dedent(
             """
-        from ganbench.registry import register_architecture
+        from ganbench.core.registry import register_architecture
         from ganbench.architectures.dcgan import DCGAN
 
         @register_architecture("nangan_cli")
@@ -197,7 +197,7 @@ def test_killed_run_resumes_without_recomputing_finished_trials(tiny_config, tmp
 BAD_PLUGIN = """
 import os
 import time
-from ganbench.registry import register_architecture
+from ganbench.core.registry import register_architecture
 from ganbench.architectures.dcgan import DCGAN
 
 @register_architecture("crashgan")
@@ -303,7 +303,7 @@ def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
-    from ganbench.checkpoint import save_checkpoint
+    from ganbench.core.checkpoint import save_checkpoint
 
     spec = create_dataset("digits").spec
     save_checkpoint(create_architecture("dcgan", spec, width=8), tmp_path / CHECKPOINT)
@@ -399,7 +399,7 @@ def _alive(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    from ganbench.store import pid_alive
+    from ganbench.run.store import pid_alive
 
     return pid_alive(pid) and "zombie" not in _proc_state(pid)
 

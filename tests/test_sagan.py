@@ -8,9 +8,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganbench.architectures.sagan import SAGAN, SelfAttention
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
 from ganbench.explainers.attention import AttentionExplainer, attention_summary
-from ganbench.registry import create_architecture, create_dataset
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 
@@ -157,7 +157,7 @@ def test_attention_summary_on_known_maps():
 
 
 def test_attention_explainer_scores_and_draws(tmp_path):
-    from ganbench.evaluator import EvalContext
+    from ganbench.core.evaluator import EvalContext
 
     arch = sagan().eval()
     ctx = EvalContext(

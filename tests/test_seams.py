@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
+from ganbench.core.registry import create_architecture, create_dataset, get_explainer
 from ganbench.explainers.seams import SeamExplainer, seam_ratio
-from ganbench.registry import create_architecture, create_dataset, get_explainer
 from tests.conftest import eval_context
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.registry import create_dataset
 from ganbench.datasets.segmenters import DigitsSegmenter, TorchScriptSegmenter
 from ganbench.datasets.shapes import CONCEPTS, render_shapes
-from ganbench.errors import ConfigError
-from ganbench.registry import create_dataset
 
 
 def pixel_iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from ganbench.architectures.stylegan import (
     ToRGB,
     r1_penalty,
 )
+from ganbench.core.registry import create_architecture
 from ganbench.datasets.base import DatasetSpec
-from ganbench.registry import create_architecture
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 RGB64 = DatasetSpec(name="rgb64", version="test", image_size=64, channels=3)

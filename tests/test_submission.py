@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ganbench.config import load_config
-from ganbench.leaderboard import MatrixView, collect, render_all
-from ganbench.runner import run_matrix
-from ganbench.store import Store
-from ganbench.submission import BundleRefused, check_submission, read_bundle
-from ganbench.trials import trial_key
+from ganbench.board.leaderboard import MatrixView, collect, render_all
+from ganbench.board.submission import check_submission
+from ganbench.run.bundles import BundleRefused, read_bundle
+from ganbench.run.config import load_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
+from ganbench.run.trials import trial_key
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -399,7 +400,7 @@ def test_a_malformed_bundle_is_refused_in_one_line_and_the_rest_renders(flow, tm
 
 
 def test_a_deep_or_huge_bundle_is_refused_before_it_is_parsed_whole(tmp_path, monkeypatch):
-    from ganbench import submission
+    from ganbench.run import bundles
 
     deep = tmp_path / "submitted-deep.json"
     deep.write_text(_nested(200_000))
@@ -409,7 +410,7 @@ def test_a_deep_or_huge_bundle_is_refused_before_it_is_parsed_whole(tmp_path, mo
     shallow_but_deep.write_text(_nested(30))
     with pytest.raises(BundleRefused, match="nests objects deeper than 24 levels"):
         read_bundle(shallow_but_deep)
-    monkeypatch.setattr(submission, "MAX_BUNDLE_BYTES", 100)
+    monkeypatch.setattr(bundles, "MAX_BUNDLE_BYTES", 100)
     big = tmp_path / "submitted-big.json"
     big.write_text(" " * 200 + "{}")
     with pytest.raises(BundleRefused, match="over the 0 MB a bundle may be"):
@@ -419,8 +420,8 @@ def test_a_deep_or_huge_bundle_is_refused_before_it_is_parsed_whole(tmp_path, mo
 @pytest.mark.parametrize("name", ["../../x", "/abs/path", ".hidden", "a/b", "x" * 65])
 def test_names_that_are_not_names_are_refused_where_they_enter(name, tmp_path):
     from ganbench.architectures.dcgan import DCGAN
-    from ganbench.errors import ConfigError
-    from ganbench.registry import ARCHITECTURES, bad_name
+    from ganbench.core.errors import ConfigError
+    from ganbench.core.registry import ARCHITECTURES, bad_name
 
     assert bad_name(name)
     with pytest.raises(ValueError, match="not a valid name|needs a name"):

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganbench.checkpoint import load_tensors, tensors_sha256
-from ganbench.config import load_config
-from ganbench.trials import canonical_json, expand, trial_key
+from ganbench.core.checkpoint import load_tensors, tensors_sha256
+from ganbench.run.config import load_config
+from ganbench.run.trials import canonical_json, expand, trial_key
 
 
 def test_canonical_json_ignores_key_order():
@@ -24,7 +24,7 @@ def test_expansion_is_stable_across_processes(tiny_config):
     path = tiny_config()
     keys = [t.key for t in expand(load_config(str(path)), "cpu")]
     code = (
-        "from ganbench.config import load_config; from ganbench.trials import expand; "
+        "from ganbench.run.config import load_config; from ganbench.run.trials import expand; "
         f"print(','.join(t.key for t in expand(load_config({str(path)!r}), 'cpu')))"
     )
     out = subprocess.run(
@@ -79,12 +79,12 @@ def test_key_changes_with_version_and_schema():
 def test_keys_read_no_source_file(monkeypatch):
     """A comment or a refactor keeps every key: expanding the smoke matrix never hashes a
     source file (those hashes are provenance, written into each record's env)."""
-    import ganbench.keys
+    import ganbench.run.keys
 
     def refuse(cls):
         raise AssertionError(f"a key read the source of {cls.__qualname__}")
 
-    monkeypatch.setattr(ganbench.keys, "source_file_hash", refuse)
+    monkeypatch.setattr(ganbench.run.keys, "source_file_hash", refuse)
     trials = expand(load_config("smoke"), "cpu")
     for t in trials:
         for part in ("architecture", "dataset", "evaluator"):
@@ -105,8 +105,8 @@ def test_evaluation_key_depends_on_its_train_trial(tiny_config):
 
 
 def test_records_keep_the_source_files_and_git_commit_as_provenance(tiny_config, tmp_path):
-    from ganbench.runner import run_matrix
-    from ganbench.store import Store
+    from ganbench.run.runner import run_matrix
+    from ganbench.run.store import Store
 
     store = Store(tmp_path / "s.sqlite")
     run_matrix(load_config(str(tiny_config())), store, device="cpu", quiet=True, log=print)
@@ -119,7 +119,7 @@ def test_records_keep_the_source_files_and_git_commit_as_provenance(tiny_config,
     weights = store.artifact_dir(train.key) / "model.safetensors"
     assert train.outputs["weights_sha256"] == tensors_sha256(load_tensors(weights))
     mmd = next(r for r in store.records() if r.labels.get("evaluator") == "mmd")
-    assert "bench/metrics/mmd.py" in mmd.env["code"]
+    assert "metrics/mmd.py" in mmd.env["code"]
 
 
 def test_weights_hash_is_the_tensors_not_the_file(tmp_path):
@@ -131,7 +131,7 @@ def test_weights_hash_is_the_tensors_not_the_file(tmp_path):
     for i in range(4):
         code = (
             "import sys, torch\n"
-            "from ganbench.checkpoint import save_tensors\n"
+            "from ganbench.core.checkpoint import save_tensors\n"
             "t = {'b': torch.arange(6.0).reshape(2, 3), 'a': torch.ones(4, dtype=torch.float16)}\n"
             "save_tensors(t, sys.argv[1], {'architecture': 'x', 'version': '1', 'z': 'q'})\n"
         )

@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganbench.config import load_config
-from ganbench.evaluator import Evaluator
-from ganbench.leaderboard import MatrixView, architecture_ranking, column_gates, score_table
-from ganbench.registry import METRICS
-from ganbench.scores import Score
-from ganbench.validity import (
+from ganbench.board.leaderboard import MatrixView, architecture_ranking, column_gates, score_table
+from ganbench.board.validity import (
     Entry,
     RankColumn,
     control_gate,
@@ -20,6 +16,10 @@ from ganbench.validity import (
     rank,
     rank_agreement,
 )
+from ganbench.core.evaluator import Evaluator
+from ganbench.core.registry import METRICS
+from ganbench.core.scores import Score
+from ganbench.run.config import load_config
 from tests.conftest import TINY, registered
 
 LOWER = Score("x", "lower", "a distance")
@@ -191,7 +191,7 @@ def test_checkpoints_are_partial_trainings_of_the_first_seed_scored_by_quality_m
                 "scores": {"honest": honest + 0.01 * lab["seed"], "collapse": (s or 0) / 10},
             }
         assert [r.reference for r in view.rows("digits")] == ["trained", "untrained", "real"]
-        from ganbench.leaderboard import validity_table
+        from ganbench.board.leaderboard import validity_table
 
         table = validity_table(view, "digits", column_gates(view, "digits"))
         cells = {row.label: row.cells for row in table.rows}

@@ -19,14 +19,14 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from ganbench.execute import prepare_cpu
+from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.explainers._lime import (
     captum_lime_attributions,
     lime_attributions,
     patch_feature_mask,
     sample_lime_masks,
 )
-from ganbench.registry import create_architecture, create_dataset
+from ganbench.run.execute import prepare_cpu
 
 IMAGES = 8
 SAMPLES = 500

@@ -16,9 +16,9 @@ import time
 import pytest
 import torch
 
-from ganbench.config import parse_config
-from ganbench.runner import run_matrix
-from ganbench.store import Store
+from ganbench.run.config import parse_config
+from ganbench.run.runner import run_matrix
+from ganbench.run.store import Store
 
 SEEDS = 4
 MATRIX = {

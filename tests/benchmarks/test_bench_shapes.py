@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ganbench.datasets.segmenters import ShapesSegmenter
-from ganbench.datasets.shapes import BACKGROUNDS, COLOURS, render_shapes
+from ganbench.datasets.shapes import BACKGROUNDS, COLOURS, ShapesSegmenter, render_shapes
 
 N = 2000
 SIZE = 32

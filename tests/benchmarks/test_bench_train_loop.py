@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.execute import prepare_cpu, synchronize, train_model
-from ganbench.registry import create_architecture, create_dataset
+from ganbench.core.registry import create_architecture, create_dataset
+from ganbench.run.execute import prepare_cpu, synchronize, train_model
 
 STEPS = 50
 BATCH = 64
