@@ -16,7 +16,17 @@ from ganbench.core.registry import register_architecture
 
 from .base import Architecture
 
-__all__ = ["DCGAN", "DCGANDiscriminator", "DCGANGenerator", "dcgan_init"]
+__all__ = ["DCGAN", "DCGANDiscriminator", "DCGANGenerator", "dcgan_init", "up_block"]
+
+
+def up_block(c_in: int, c_out: int, stride: int = 2, padding: int = 1) -> nn.Sequential:
+    """A generator block: 4x4 transposed convolution (doubling the side at stride 2), BatchNorm
+    and ReLU; the DCGAN family's generators (DCGAN, InfoGAN, IF-GAN) are stacks of these."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
 
 
 class DCGANGenerator(nn.Module):
@@ -24,21 +34,10 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         n = num_upsamplings(image_size)
         widths = [width * 2 ** (n - 1 - i) for i in range(n)]  # e.g. 32x32: [4w, 2w, w]
-        blocks = [
-            nn.Sequential(
-                nn.ConvTranspose2d(latent_dim, widths[0], 4, 1, 0, bias=False),
-                nn.BatchNorm2d(widths[0]),
-                nn.ReLU(),
-            )
+        blocks = [up_block(latent_dim, widths[0], stride=1, padding=0)]  # 1x1 -> 4x4
+        blocks += [
+            up_block(c_in, c_out) for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
         ]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            blocks.append(
-                nn.Sequential(
-                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                    nn.BatchNorm2d(c_out),
-                    nn.ReLU(),
-                )
-            )
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(
             nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()

@@ -45,7 +45,7 @@ from torch.nn import functional as F
 from ganbench.core.registry import register_architecture
 
 from .base import Architecture
-from .dcgan import dcgan_init
+from .dcgan import dcgan_init, up_block
 
 BASE = 8  # side of the first feature map in G and the last one in D's conv trunk
 
@@ -85,16 +85,9 @@ class InfoGANGenerator(nn.Module):
             nn.ReLU(),
             nn.Unflatten(1, (widths[0], BASE, BASE)),
         )
-        blocks = []
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
-            blocks.append(
-                nn.Sequential(
-                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                    nn.BatchNorm2d(c_out),
-                    nn.ReLU(),
-                )
-            )
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(
+            *[up_block(c_in, c_out) for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)]
+        )
         self.to_image = nn.Sequential(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
