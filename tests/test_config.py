@@ -194,7 +194,7 @@ def test_an_architecture_can_have_its_own_steps_batch_and_seeds(tiny_config):
 
 
 def test_a_dataset_and_an_architecture_on_a_dataset_can_have_their_own_budget(tiny_config):
-    from ganbench.board.leaderboard import budget_line
+    from ganbench.board.sentences import budget_line
     from ganbench.run.trials import expand
 
     path = tiny_config(

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from ganbench.architectures.dcgan import DCGAN
-from ganbench.board.leaderboard import COST_SCORES, render
+from ganbench.board.cost_tables import COST_SCORES
+from ganbench.board.leaderboard import render
 from ganbench.core.registry import get_metric
 from ganbench.run.bundles import read_bundle
 from ganbench.run.config import load_config
@@ -258,7 +259,7 @@ def test_a_store_that_shares_a_few_keys_leaves_the_committed_bundle_alone(render
 def test_committed_finished_and_na_records_stay_until_a_whole_run_replaces_them():
     from types import SimpleNamespace
 
-    from ganbench.board.leaderboard import keep_committed
+    from ganbench.board.sources import keep_committed
 
     own = [SimpleNamespace(key=k) for k in ("a", "b", "c", "d")]
     bundled = {
@@ -284,7 +285,7 @@ def test_commits_from_a_dirty_work_tree_stay_marked_in_every_table(rendered, tmp
     """A record made with uncommitted changes reads `<sha>-dirty` in the header and provenance."""
     import json
 
-    from ganbench.board.leaderboard import short_commit
+    from ganbench.board.view import short_commit
 
     assert short_commit("0123456789abcdef0123-dirty") == "0123456789ab-dirty"
     assert short_commit("0123456789abcdef0123") == "0123456789ab"
@@ -368,7 +369,7 @@ def test_readme_tables_fit_a_forge_page(tiny_board):
     board's (rendered by the same code)."""
     from pathlib import Path
 
-    from ganbench.board.leaderboard import README_WIDTH
+    from ganbench.board.markdown import README_WIDTH
 
     committed = Path(__file__).resolve().parents[1] / "leaderboard" / "README.md"
     for path in (tiny_board / "README.md", committed):
@@ -388,7 +389,7 @@ def test_trial_counts_are_words_not_a_fraction(tiny_board):
 
 
 def test_columns_that_carry_nothing_are_left_out_with_a_note():
-    from ganbench.board.leaderboard import Cell, Column, Table, TableRow, drop_uninformative
+    from ganbench.board.tables import Cell, Column, Table, TableRow, drop_uninformative
     from ganbench.core.scores import Score
 
     def col(name):
@@ -473,7 +474,7 @@ def test_bundle_stores_each_environment_once_and_reads_back_whole(rendered, tmp_
 def test_the_board_says_whether_its_timings_had_the_cpu_to_themselves():
     from types import SimpleNamespace
 
-    from ganbench.board.leaderboard import contention_words
+    from ganbench.board.sentences import contention_words
 
     def view(*shares):
         own = [SimpleNamespace(kind="train", key=f"k{i}") for i in range(len(shares) + 1)]

@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ganbench.board.leaderboard import MatrixView, collect, render_all
+from ganbench.board.leaderboard import render_all
+from ganbench.board.sources import collect
 from ganbench.board.submission import check_submission
+from ganbench.board.view import MatrixView
 from ganbench.run.bundles import BundleRefused, read_bundle
 from ganbench.run.config import load_config
 from ganbench.run.runner import run_matrix

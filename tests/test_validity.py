@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganbench.board.leaderboard import MatrixView, architecture_ranking, column_gates, score_table
+from ganbench.board.ranks import architecture_ranking, column_gates
+from ganbench.board.score_tables import score_table
 from ganbench.board.validity import (
     Entry,
     RankColumn,
@@ -16,6 +17,7 @@ from ganbench.board.validity import (
     rank,
     rank_agreement,
 )
+from ganbench.board.view import MatrixView
 from ganbench.core.evaluator import Evaluator
 from ganbench.core.registry import METRICS
 from ganbench.core.scores import Score
@@ -191,7 +193,7 @@ def test_checkpoints_are_partial_trainings_of_the_first_seed_scored_by_quality_m
                 "scores": {"honest": honest + 0.01 * lab["seed"], "collapse": (s or 0) / 10},
             }
         assert [r.reference for r in view.rows("digits")] == ["trained", "untrained", "real"]
-        from ganbench.board.leaderboard import validity_table
+        from ganbench.board.rank_tables import validity_table
 
         table = validity_table(view, "digits", column_gates(view, "digits"))
         cells = {row.label: row.cells for row in table.rows}

@@ -6,14 +6,30 @@ colours; the smoke models' colour grids have a few thousand, and 256 without dit
 indistinguishable at their size); explainers' figures (matplotlib plots) are flattened on
 white and quantised to a ``FIGURE_COLOURS`` palette without dithering, which keeps them sharp
 at about a third of their RGBA size.
+
+Only the first seed's figures are copied (the gallery shows one seed), into
+``figures/<matrix>-<device>/<dataset>/``, prefixed by their row; a render removes the files
+there that no section shows any more (:func:`prune_figures`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
+from torchvision.utils import save_image
+
+from ganbench.board.view import MatrixView
+from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import create_dataset, evaluator_registry
+from ganbench.run.execute import SAMPLE_GRID
+from ganbench.run.trials import CHECKPOINT
 
 FIGURE_COLOURS = 64
 
@@ -33,8 +49,6 @@ class Figure:
 def store_png(src: Path, dst: Path, grid: bool) -> None:
     """Copy ``src`` to ``dst`` as a small PNG (see the module doc); a copy newer than its
     source is kept as it is."""
-    from PIL import Image
-
     if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
         with Image.open(dst) as done:
             if done.mode in ("P", "L"):
@@ -68,11 +82,6 @@ def store_png(src: Path, dst: Path, grid: bool) -> None:
 def real_grid(dataset: str, params: dict, path: Path, n: int) -> bool:
     """Write ``n`` held-out real images of ``dataset`` as a grid drawn like the sample grids;
     False when the dataset cannot be loaded here (a local dataset whose files are elsewhere)."""
-    from torchvision.utils import save_image
-
-    from ganbench.core.errors import GanbenchError
-    from ganbench.core.registry import create_dataset
-
     try:
         images = create_dataset(dataset, **params).split("test").images[:n]
     except (GanbenchError, OSError):
@@ -95,8 +104,6 @@ def real_grid(dataset: str, params: dict, path: Path, n: int) -> bool:
 
 def explainer_caption(evaluator: str, file_name: str) -> str:
     """What an explainer's figure shows, from the explainer's one-line doc and the file name."""
-    from ganbench.core.registry import evaluator_registry
-
     stem = file_name.rsplit(".", 1)[0]
     try:
         doc = (evaluator_registry(evaluator).get(evaluator).__doc__ or "").strip()
@@ -105,3 +112,131 @@ def explainer_caption(evaluator: str, file_name: str) -> str:
     first = " ".join(doc.split("\n\n")[0].replace("``", "").split()).split(". ")[0].rstrip(".")
     what = stem.replace("-", " ").replace("_", " ")
     return f"{evaluator} ({what}): {first}" if first else f"{evaluator} ({what})"
+
+
+def within(root: Path, path: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` (names are checked where they enter, bundles
+    included; this keeps any file the renderer writes under ``leaderboard/`` regardless)."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def copy_sample_grids(
+    view: MatrixView, store_artifacts: Path, out: Path
+) -> dict[tuple[str, str, str, int], str]:
+    """Copy the first seed's sample grids into figures/ (:func:`store_png`), and draw a grid
+    of real images per dataset; returns (dataset, arch, reference, seed) -> relative path,
+    the real grid under (dataset, "real data", "real", 0)."""
+    figures = {}
+    for t in view.trials:
+        lab = t.labels
+        if t.kind != "train" or lab["reference"] == CHECKPOINT or not view.first_seed(lab):
+            continue
+        rel = (
+            Path("figures")
+            / view.slug
+            / lab["dataset"]
+            / f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}.png"
+        )
+        src = store_artifacts / t.key / SAMPLE_GRID
+        dst = out / rel
+        if not within(out, dst):
+            continue
+        if src.is_file():
+            store_png(src, dst, grid=True)
+        if dst.is_file():
+            figures[(lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])] = (
+                rel.as_posix()
+            )
+    for dataset in view.cfg.datasets:
+        rel = Path("figures") / view.slug / dataset / "real-data.png"
+        if not any(k[0] == dataset for k in figures):
+            continue
+        if (out / rel).is_file() or real_grid(
+            dataset,
+            view.cfg.dataset_params.get(dataset, {}),
+            out / rel,
+            view.cfg.train["grid_size"],
+        ):
+            figures[(dataset, "real data", "real", 0)] = rel.as_posix()
+    return figures
+
+
+def _copied_artifacts(
+    view: MatrixView,
+    store_artifacts: Path,
+    out: Path,
+    pattern: str,
+    keep: Callable[[dict], bool],
+) -> Iterator[tuple[dict, Path]]:
+    """Copy the files matching ``pattern`` that finished evaluations (``keep(labels)``) wrote
+    into figures/, prefixed by their row (PNGs made small by ``store_png``); yields (labels,
+    copied path), copies from an earlier render included (they stay usable when only the
+    bundle is left)."""
+    for t in view.trials:
+        lab = t.labels
+        if t.kind != "evaluate" or not keep(lab):
+            continue
+        rec = view.records.get(t.key)
+        if not rec or rec["status"] != "finished":
+            continue
+        folder = out / "figures" / view.slug / lab["dataset"]
+        prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
+        if not within(out, folder / prefix):
+            continue
+        src_dir = store_artifacts / t.key
+        for src in sorted(src_dir.glob(pattern)) if src_dir.is_dir() else []:
+            dst = folder / (prefix + src.name)
+            if src.suffix == ".png":
+                store_png(src, dst, grid=False)
+            else:
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+        for dst in sorted(folder.glob(prefix + pattern)) if folder.is_dir() else []:
+            yield lab, dst
+
+
+def copy_explainer_figures(
+    view: MatrixView, store_artifacts: Path, out: Path
+) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
+    """Copy the PNGs explainers wrote for each row's first seed (the one the gallery shows)
+    into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
+    figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
+    explainers = set(view.cfg.explainers)
+    for lab, dst in _copied_artifacts(
+        view,
+        store_artifacts,
+        out,
+        "*.png",
+        lambda lab: (
+            lab.get("evaluator") in explainers
+            and lab["reference"] != CHECKPOINT
+            and view.first_seed(lab)
+        ),
+    ):
+        key = (lab["dataset"], lab["architecture"], lab["reference"], lab["seed"])
+        figures[key].append((lab["evaluator"], dst.relative_to(out).as_posix()))
+    return figures
+
+
+def copy_per_class_tables(
+    view: MatrixView, store_artifacts: Path, out: Path
+) -> dict[tuple[str, str, int], list[tuple[str, Path]]]:
+    """Copy the per-class tables explainers wrote (``*_per_class.json``, e.g. InfoGAN's code
+    values matched to classes) beside the figures; (dataset, arch, seed) -> [(evaluator, path)]
+    for the trained rows."""
+    found: dict[tuple[str, str, int], list[tuple[str, Path]]] = defaultdict(list)
+    for lab, dst in _copied_artifacts(
+        view, store_artifacts, out, "*_per_class.json", lambda lab: lab["reference"] == "trained"
+    ):
+        found[(lab["dataset"], lab["architecture"], lab["seed"])].append((lab["evaluator"], dst))
+    return found
+
+
+def prune_figures(folder: Path, used: Iterable[Path]) -> None:
+    """Remove the files under one matrix's figures/ that are not in ``used`` (what no section
+    shows or reads any more: other seeds' figures, figures of explainers left out of the
+    matrix)."""
+    used = set(used)
+    for path in folder.rglob("*") if folder.is_dir() else []:
+        if path.is_file() and path not in used:
+            path.unlink()

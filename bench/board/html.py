@@ -45,7 +45,7 @@ def write_page(
     contention: dict,
     reproduction_note: str,
 ) -> Path:
-    """Render the page for ``sections`` (built by ganbench.board.leaderboard) to ``path``; the
+    """Render the page for ``sections`` (built by ganbench.board.section) to ``path``; the
     other arguments are each view's sentences (by view slug) that README.md shows too."""
     html = (
         _environment()

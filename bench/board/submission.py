@@ -56,47 +56,75 @@ def check_submission(bundle: dict[str, Any], path: Path, cfg: MatrixConfig) -> S
     records = bundle.get("records")
     if not isinstance(records, list) or not records:
         raise BundleRefused(f"{where}: holds no trial records")
-    sub = Submission(path, arch)
-    train_labels: dict[str, dict[str, Any]] = {}
     trains = [r for r in records if isinstance(r, dict) and r.get("kind") == "train"]
     evals = [r for r in records if isinstance(r, dict) and r.get("kind") == "evaluate"]
     if len(trains) + len(evals) != len(records):
         raise BundleRefused(f"{where}: a record is neither a train nor an evaluate trial")
-    arch_parts = set()
     for rec in trains + evals:
-        config = rec.get("config")
-        if not isinstance(config, dict):
-            raise BundleRefused(f"{where}: a record has no config")
-        try:
-            key = trial_key(config)
-        except (TypeError, ValueError) as exc:
-            raise BundleRefused(
-                f"{where}: a record's config is not canonical JSON ({exc})"
-            ) from None
-        if key != rec.get("key"):
-            raise BundleRefused(
-                f"{where}: record {str(rec.get('key'))[:12]} does not carry the hash of its "
-                "config (edited after the run?)"
-            )
-        if config.get("device") != device_type or config.get("schema") != SCHEMA_VERSION:
-            raise BundleRefused(
-                f"{where}: trial {key[:12]} ran on {config.get('device')!r} with schema "
-                f"{config.get('schema')!r}; the bundle claims {device_type!r}, schema {SCHEMA_VERSION}"
-            )
-        if rec.get("status") not in ("finished", "failed", "n/a"):
-            raise BundleRefused(f"{where}: trial {key[:12]} has status {rec.get('status')!r}")
+        _check_record(rec, device_type, where)
+    sub = Submission(path, arch)
+    train_labels = _add_trains(sub, trains, cfg, where)
+    _add_evaluations(sub, evals, train_labels, cfg, device_type, where)
+    return sub
+
+
+def _check_record(rec: dict, device_type: Any, where: str) -> None:
+    """A record must carry the hash of its config, and have run on the bundle's device type,
+    with this schema, to an end (finished, failed or n/a)."""
+    config = rec.get("config")
+    if not isinstance(config, dict):
+        raise BundleRefused(f"{where}: a record has no config")
+    try:
+        key = trial_key(config)
+    except (TypeError, ValueError) as exc:
+        raise BundleRefused(f"{where}: a record's config is not canonical JSON ({exc})") from None
+    if key != rec.get("key"):
+        raise BundleRefused(
+            f"{where}: record {str(rec.get('key'))[:12]} does not carry the hash of its "
+            "config (edited after the run?)"
+        )
+    if config.get("device") != device_type or config.get("schema") != SCHEMA_VERSION:
+        raise BundleRefused(
+            f"{where}: trial {key[:12]} ran on {config.get('device')!r} with schema "
+            f"{config.get('schema')!r}; the bundle claims {device_type!r}, schema {SCHEMA_VERSION}"
+        )
+    if rec.get("status") not in ("finished", "failed", "n/a"):
+        raise BundleRefused(f"{where}: trial {key[:12]} has status {rec.get('status')!r}")
+
+
+def _add_trains(
+    sub: Submission, trains: list[dict], cfg: MatrixConfig, where: str
+) -> dict[str, dict[str, Any]]:
+    """Add the submission's train trials, each checked to be the matrix's for it, all of
+    one architecture built by the same code and parameters; returns their labels by key."""
+    train_labels: dict[str, dict[str, Any]] = {}
+    arch_parts = set()
     for rec in trains:
         config = rec["config"]
         part = config.get("architecture") or {}
         arch_parts.add(json.dumps(part, sort_keys=True))
-        labels = _expected_train(cfg, config, part, arch, where)
+        labels = _expected_train(cfg, config, part, sub.architecture, where)
         train_labels[rec["key"]] = labels
         sub.trials.append(Trial(rec["key"], "train", config, labels))
         sub.records[rec["key"]] = rec | {"labels": labels}
-    if len(arch_parts) != 1 or json.loads(next(iter(arch_parts))).get("name") != arch:
+    if len(arch_parts) != 1 or json.loads(next(iter(arch_parts))).get("name") != sub.architecture:
         raise BundleRefused(
-            f"{where}: its train trials must all build architecture {arch!r} with the same code and parameters"
+            f"{where}: its train trials must all build architecture {sub.architecture!r} with "
+            "the same code and parameters"
         )
+    return train_labels
+
+
+def _add_evaluations(
+    sub: Submission,
+    evals: list[dict],
+    train_labels: dict[str, dict[str, Any]],
+    cfg: MatrixConfig,
+    device_type: Any,
+    where: str,
+) -> None:
+    """Add the submission's evaluations, each of a model trained in the bundle and checked
+    to be the evaluation the matrix prescribes for it."""
     for rec in evals:
         config = rec["config"]
         source = config.get("source") or {}
@@ -122,7 +150,6 @@ def check_submission(bundle: dict[str, Any], path: Path, cfg: MatrixConfig) -> S
         train_key = source["train"]
         sub.trials.append(Trial(rec["key"], "evaluate", config, elabels, depends_on=train_key))
         sub.records[rec["key"]] = rec | {"labels": elabels}
-    return sub
 
 
 def _domain_expected(cfg: MatrixConfig, labels: dict, config: dict) -> dict | None:
