@@ -21,7 +21,7 @@ from ganbench.datasets.domain import (
     weights_sha256,
 )
 from ganbench.metrics.fidelity import _Uint8Images, fidelity_metrics
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.domain import domain_config, domain_network, pinned_network
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store

@@ -11,7 +11,7 @@ from ganbench.architectures.dcgan import DCGAN
 from ganbench.board.leaderboard import COST_SCORES, render
 from ganbench.core.registry import get_metric
 from ganbench.run.bundles import read_bundle
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 

@@ -17,7 +17,7 @@ import pytest
 from ganbench.board.leaderboard import MatrixView, collect, render_all
 from ganbench.board.submission import check_submission
 from ganbench.run.bundles import BundleRefused, read_bundle
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 from ganbench.run.trials import trial_key

@@ -55,7 +55,8 @@ from ganbench.run.bundles import (
     compact_envs,
     read_bundle,
 )
-from ganbench.run.config import TRAIN_DEFAULTS, MatrixConfig, load_config, shipped_configs
+from ganbench.run.config import TRAIN_DEFAULTS, MatrixConfig
+from ganbench.run.config_load import load_config, shipped_configs
 from ganbench.run.execute import SAMPLE_GRID
 from ganbench.run.store import DONE, Store
 from ganbench.run.trials import (

@@ -64,7 +64,7 @@ def load_plugins(paths: list[str] | None) -> tuple[list[str], list[str]]:
 def _matrix_from_args(args: argparse.Namespace):
     """The config named on the command line, with plugins, ``--architecture`` and narrowing."""
     from ganbench.core.registry import ARCHITECTURES
-    from ganbench.run.config import apply_overrides, load_config, with_architecture
+    from ganbench.run.config_load import apply_overrides, load_config, with_architecture
 
     loaded, errors = load_plugins(args.plugin)
     cfg = load_config(args.config, errors)
@@ -387,7 +387,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     from ganbench.run import migrate
     from ganbench.run.bundles import BUNDLE_SCHEMA
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.store import Store
 
     path = Path(args.bundle)
