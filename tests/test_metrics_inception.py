@@ -149,7 +149,7 @@ def test_a_model_is_sampled_through_torch_fidelitys_generator_wrapper(weights, d
     import numpy as np
 
     from ganbench.metrics.inception import inception_metrics
-    from ganbench.run.conformance import small
+    from ganbench.run.conformance_checks import small
 
     model = small("cocogan").eval()  # a U(-1, 1) prior, reached through latent_from_normal
     real = digits.split("test").images[:8]
