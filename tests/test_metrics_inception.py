@@ -15,7 +15,7 @@ import torch
 from ganbench.core.errors import ConfigError, NotApplicable
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.inception import InceptionFID
-from ganbench.run.fingerprints import random_inception_file
+from ganbench.run.fingerprint_inputs import random_inception_file
 from tests.conftest import eval_context
 
 
