@@ -158,7 +158,7 @@ def tiny_board(tmp_path_factory):
     toy explainability evaluator with a control. Returns the leaderboard folder."""
     from ganbench.board.leaderboard import render
     from ganbench.core.registry import EXPLAINERS
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.runner import run_matrix
     from ganbench.run.store import Store
 

@@ -246,7 +246,7 @@ def test_real_data_reference_is_not_applicable():
 def test_runner_records_not_applicable_with_its_reason(tmp_path, temp_architecture):
     """Through the runner, a D that reuses a ReLU gets DeepLIFT cells n/a (not failed)."""
     from ganbench.architectures.dcgan import DCGAN
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.runner import run_matrix
     from ganbench.run.store import Store
     from tests.conftest import TINY

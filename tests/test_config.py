@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ganbench.core.errors import ConfigError
-from ganbench.run.config import apply_overrides, load_config, shipped_configs
+from ganbench.run.config_load import apply_overrides, load_config, shipped_configs
 
 
 def test_shipped_configs_load_and_validate():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ganbench.run.config import apply_overrides, load_config
+from ganbench.run.config_load import apply_overrides, load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 

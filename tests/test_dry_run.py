@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.estimate import Eta, history
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store

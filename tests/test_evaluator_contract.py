@@ -5,7 +5,7 @@ Every metric and explainer is run on every built-in architecture it applies to (
 applies, on the real-data reference), deciding applicability as the matrix does
 (``Evaluator.not_applicable_reason`` with the architecture's capabilities and the dataset's
 features). Each runs on an *untrained* model at the fingerprints' small sizes
-(``ganbench.run.fingerprints``: width-8 architectures, ``EVALUATOR_PARAMS``), on the first
+(``ganbench.run.fingerprint_inputs``: width-8 architectures, ``EVALUATOR_PARAMS``), on the first
 built-in procedural dataset offering what it needs (digits; shapes for the factors), with
 that dataset's pinned domain network, through an ``EvalContext`` built as ``run_evaluate``
 builds one. It must return exactly the scores it declares, each a finite number (a trial
@@ -37,7 +37,7 @@ from ganbench.core.registry import (
     list_explainers,
     list_metrics,
 )
-from ganbench.run import fingerprints as fp
+from ganbench.run import fingerprint_inputs
 from ganbench.run.domain import pinned_network
 from ganbench.run.execute import numerics, seed_everything
 
@@ -113,7 +113,7 @@ def evaluator_params(tmp_path_factory):
 
     def params(name: str) -> dict:
         if name not in made:
-            made[name] = fp.evaluator_params(name, where) | FASTER.get(name, {})
+            made[name] = fingerprint_inputs.evaluator_params(name, where) | FASTER.get(name, {})
         return made[name]
 
     return params
@@ -150,7 +150,11 @@ def test_evaluator_returns_its_declared_scores(
     cls = evaluator_class(name)
     ds = dataset(dataset_name)
     seed_everything(SEED)
-    model = None if source == REAL else fp.small_architecture(source, ds.spec, SEED).eval()
+    model = (
+        None
+        if source == REAL
+        else fingerprint_inputs.small_architecture(source, ds.spec, SEED).eval()
+    )
     evaluator = cls(**evaluator_params(name))
     pinned = pinned_network(dataset_name, {})
     if "domain" in cls.requires_dataset:

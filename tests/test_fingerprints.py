@@ -15,6 +15,7 @@ import torch
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.datasets.domain import PINNED_DIR
 from ganbench.run import fingerprints as fp
+from ganbench.run.fingerprint_values import domain_values
 from tests.conftest import eval_context
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -42,7 +43,7 @@ def test_every_registered_family_member_has_a_fingerprint():
 def test_pinned_network_features_match_the_reference_with_1_and_2_threads(dataset, threads):
     stored = fp.load("domain", dataset)["values"]["features"]
     torch.set_num_threads(threads)
-    features = fp.domain_values(dataset)["features"].flatten().tolist()
+    features = domain_values(dataset)["features"].flatten().tolist()
     assert len(features) == len(stored) == 16 * 64
     worst = max(abs(a - b) for a, b in zip(features, stored, strict=True))
     assert worst <= 1e-5, f"{dataset}: features differ by {worst:.2e} with {threads} threads"

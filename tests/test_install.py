@@ -92,7 +92,7 @@ def test_wheel_contains_every_package_and_the_configs_and_imports_alone(tmp_path
     )
     code = (
         "import ganbench, ganbench.metrics, ganbench.architectures, ganbench.datasets, ganbench.explainers\n"
-        "from ganbench.run.config import load_config\n"
+        "from ganbench.run.config_load import load_config\n"
         "from ganbench.core.registry import list_architectures, list_metrics\n"
         "print(ganbench.__file__)\n"
         "print(load_config('smoke').name, list_architectures(), list_metrics())\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ganbench.board.leaderboard import render
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 from ganbench.run.trials import expand

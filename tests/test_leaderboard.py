@@ -12,7 +12,7 @@ from ganbench.board.cost_tables import COST_SCORES
 from ganbench.board.leaderboard import render
 from ganbench.core.registry import get_metric
 from ganbench.run.bundles import read_bundle
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 

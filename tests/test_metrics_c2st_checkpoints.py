@@ -133,7 +133,7 @@ def smoke_train_config(architecture: str) -> dict:
     """The smoke matrix's train config of ``architecture`` on digits, seed 0 (InfoGAN-IIC,
     not in the smoke matrix, at InfoGAN's settings)."""
     from ganbench.core.registry import get_architecture
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.trials import expand
 
     base = "infogan" if architecture == "infogan-iic" else architecture

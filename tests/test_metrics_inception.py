@@ -15,7 +15,7 @@ import torch
 from ganbench.core.errors import ConfigError, NotApplicable
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.inception import InceptionFID
-from ganbench.run.fingerprints import random_inception_file
+from ganbench.run.fingerprint_inputs import random_inception_file
 from tests.conftest import eval_context
 
 
@@ -149,7 +149,7 @@ def test_a_model_is_sampled_through_torch_fidelitys_generator_wrapper(weights, d
     import numpy as np
 
     from ganbench.metrics.inception import inception_metrics
-    from ganbench.run.conformance import small
+    from ganbench.run.conformance_checks import small
 
     model = small("cocogan").eval()  # a U(-1, 1) prior, reached through latent_from_normal
     real = digits.split("test").images[:8]
@@ -172,7 +172,7 @@ def test_fid_in_the_2048_pool_features(weights, digits, tmp_path):
 
 # --- keys name the weights, not their path ------------------------------------------------------
 def _keys(tiny_config, weights_path: str, name: str) -> tuple[str, dict]:
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.trials import expand
 
     extra = f'\n[metric.fid_inception]\nweights = "{weights_path}"\nn = 8\nbatch_size = 8\n'
@@ -204,7 +204,7 @@ def test_an_evaluation_key_names_the_inception_weights_by_sha256(tiny_config, we
 def test_a_matrix_runs_fid_inception_from_the_path_its_key_does_not_hold(
     tiny_config, weights, tmp_path
 ):
-    from ganbench.run.config import load_config
+    from ganbench.run.config_load import load_config
     from ganbench.run.runner import run_matrix
     from ganbench.run.store import Store
 

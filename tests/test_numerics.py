@@ -13,7 +13,7 @@ import torch
 from ganbench.core.checkpoint import load_checkpoint
 from ganbench.core.errors import ConfigError, GanbenchError
 from ganbench.core.registry import create_architecture, create_dataset
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.execute import CHECKPOINT, numerics, train_model
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store

@@ -18,7 +18,7 @@ from ganbench.architectures.dcgan import DCGAN
 from ganbench.core.checkpoint import load_checkpoint
 from ganbench.core.errors import CheckpointError, ConfigError, NonFiniteLossError
 from ganbench.core.registry import create_architecture, create_dataset
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.execute import CHECKPOINT, run_evaluate, train_model
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store

@@ -19,7 +19,7 @@ from ganbench.board.sources import collect
 from ganbench.board.submission import check_submission
 from ganbench.board.view import MatrixView
 from ganbench.run.bundles import BundleRefused, read_bundle
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 from ganbench.run.trials import trial_key

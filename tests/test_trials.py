@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ganbench.core.checkpoint import load_tensors, tensors_sha256
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.trials import canonical_json, expand, trial_key
 
 
@@ -24,7 +24,7 @@ def test_expansion_is_stable_across_processes(tiny_config):
     path = tiny_config()
     keys = [t.key for t in expand(load_config(str(path)), "cpu")]
     code = (
-        "from ganbench.run.config import load_config; from ganbench.run.trials import expand; "
+        "from ganbench.run.config_load import load_config; from ganbench.run.trials import expand; "
         f"print(','.join(t.key for t in expand(load_config({str(path)!r}), 'cpu')))"
     )
     out = subprocess.run(

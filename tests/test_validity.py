@@ -21,7 +21,7 @@ from ganbench.board.view import MatrixView
 from ganbench.core.evaluator import Evaluator
 from ganbench.core.registry import METRICS
 from ganbench.core.scores import Score
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from tests.conftest import TINY, registered
 
 LOWER = Score("x", "lower", "a distance")

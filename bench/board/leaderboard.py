@@ -32,7 +32,8 @@ from ganbench.board.sentences import budget_line, contention_words, legend_rows,
 from ganbench.board.sources import DEVICE_TYPES, Sources, collect, maintainers_bundle_names
 from ganbench.board.view import REPRODUCTION_NOTE, MatrixView
 from ganbench.core.errors import GanbenchError
-from ganbench.run.config import MatrixConfig, load_config, shipped_configs
+from ganbench.run.config import MatrixConfig
+from ganbench.run.config_load import load_config, shipped_configs
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganbench.run.bundles import BundleRefused, read_bundle
-from ganbench.run.config import load_config
+from ganbench.run.config_load import load_config
 from ganbench.run.store import DONE, Store
 from ganbench.run.trials import Trial
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import Registry
 from ganbench.run.store import Store
 
@@ -14,8 +15,6 @@ def _doc(cls: type) -> str:
 
 def _dataset_contents(cls: type) -> str:
     """Size, resolution, classes, masks, factors; for a local dataset without a root, its layout."""
-    from ganbench.core.errors import GanbenchError
-
     try:
         spec = cls().spec
     except GanbenchError:
@@ -31,6 +30,7 @@ def _dataset_contents(cls: type) -> str:
 
 
 def list_table(family: str, registry: Registry) -> str:
+    """One family's members (``ganbench list``): name, version, what it offers, what it is."""
     rows = []
     for name in registry.names():
         try:
@@ -57,6 +57,7 @@ def list_table(family: str, registry: Registry) -> str:
 
 
 def status_table(store: Store, show_all: bool = False) -> str:
+    """Trials by kind and status (``ganbench show``), then the failed and running ones, or all."""
     counts = store.counts()
     kinds = sorted({k for k, _ in counts})
     statuses = ["finished", "n/a", "failed", "running", "pending"]

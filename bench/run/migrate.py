@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ganbench.core.errors import GanbenchError
+from ganbench.run import fingerprint_inputs, fingerprint_values
 from ganbench.run import fingerprints as fp
 from ganbench.run.config import MatrixConfig
 from ganbench.run.keys import SCHEMA_VERSION, trial_key
@@ -43,7 +44,7 @@ from ganbench.run.trials import Trial, expand
 REPO = Path(__file__).resolve().parents[2]
 
 # Where modules sat before the package was split into stages (core, run, board, cli): today's
-# fingerprints module, run on an older commit's code, finds them under their new names.
+# fingerprint modules, run on an older commit's code, find them under their new names.
 _FLAT = {
     "core": "errors params scores registry evaluator plots checkpoint plugins",
     "run": "keys config trials store runner estimate execute ray_executor fingerprints migrate conformance",
@@ -52,41 +53,44 @@ _FLAT = {
 OLD_NAMES = {
     f"ganbench.{stage}.{m}": f"ganbench.{m}" for stage, ms in _FLAT.items() for m in ms.split()
 }
+# today's fingerprint code, laid over an older commit's tree at today's paths
+FINGERPRINT_MODULES = (fingerprint_inputs, fingerprint_values, fp)
 
 _RUN = """
 import json, sys
 from pathlib import Path
-import importlib, types
+import importlib
 import ganbench
 for new, old in {aliases!r}.items():  # an older commit's flat layout under today's names
-    stage = new.rsplit(".", 1)[0]
-    sys.modules.setdefault(stage, types.ModuleType(stage))
+    importlib.import_module(new.rsplit(".", 1)[0])  # today's stage: an empty package there
     sys.modules[new] = importlib.import_module(old)
 assert ganbench.__file__.startswith({pkg!r}), ganbench.__file__  # the code meant, not another
 import ganbench.datasets.domain as domain
 domain.PINNED_DIR = Path({weights!r})
 _load = domain.load_domain_network
 domain.load_domain_network = lambda path, device="cpu", sha256=None: _load(path, device)
-fp = importlib.import_module("ganbench." + {module!r})
-fp.FLOAT64 = False  # as trials compute: older code assumed float32 in places
+fp = importlib.import_module("ganbench.run.fingerprints")
+values = importlib.import_module("ganbench.run.fingerprint_values")
+values.FLOAT64 = False  # as trials compute: older code assumed float32 in places
 out = {{}}
 for family, name in {components!r}:
     try:
-        out[family + ":" + name] = fp.on_one_thread(lambda: fp._values(fp._compute(family, name)))
+        out[family + ":" + name] = fp.on_one_thread(
+            lambda: values.plain_values(values.compute_values(family, name))
+        )
     except Exception as exc:  # a component the commit lacks, or an API it did not have
         out[family + ":" + name] = f"{{type(exc).__name__}}: {{exc}}"
 print(json.dumps(out))
 """
 
 
-def _run(
-    pkg: Path, module: str, components: list[tuple[str, str]], cwd: str, flat: bool = False
-) -> dict:
+def _run(pkg: Path, components: list[tuple[str, str]], cwd: str, aliases: dict[str, str]) -> dict:
+    """The fingerprint runs of ``components`` by the package at ``pkg`` in a fresh process,
+    with ``aliases`` (today's module name -> the module of that tree) in place."""
     code = _RUN.format(
         pkg=str(pkg),
-        aliases=OLD_NAMES if flat else {},
+        aliases=aliases,
         weights=str(fp.PINNED_DIR),
-        module=module,
         components=[list(c) for c in components],
     )
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -99,6 +103,25 @@ def _run(
         raise GanbenchError(f"fingerprints of {pkg} failed: {out.stderr.strip().splitlines()[-1:]}")
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     return {tuple(k.split(":", 1)): v for k, v in raw.items()}
+
+
+def _lay_today_over(bench: Path) -> dict[str, str]:
+    """Write today's fingerprint modules into an older commit's ``bench/`` at today's paths;
+    returns the aliases its own modules need (none, unless it has the flat layout of before
+    the stages: then each stage is an empty package and its modules keep their old names)."""
+    aliases: dict[str, str] = {}
+    if not (bench / "core").is_dir():  # the flat layout
+        for stage in _FLAT:
+            (bench / stage).mkdir(exist_ok=True)
+            (bench / stage / "__init__.py").touch()
+        if not (bench / "keys.py").exists():
+            shutil.copy(REPO / "bench" / "run" / "keys.py", bench / "keys.py")
+        today = {m.__name__ for m in FINGERPRINT_MODULES}
+        aliases = {new: old for new, old in OLD_NAMES.items() if new not in today}
+    for module in FINGERPRINT_MODULES:
+        source = Path(module.__file__)
+        shutil.copy(source, bench / "run" / source.name)
+    return aliases
 
 
 def fingerprints_at(commit: str, components: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -115,13 +138,10 @@ def fingerprints_at(commit: str, components: list[tuple[str, str]]) -> dict[tupl
         for sub in ("architectures", "datasets", "explainers", "metrics"):
             if (tree / sub).is_dir():
                 (bench / sub).symlink_to(tree / sub)
-        flat = not (bench / "core").is_dir()
-        if flat and not (bench / "keys.py").exists():
-            shutil.copy(REPO / "bench" / "run" / "keys.py", bench / "keys.py")
-        shutil.copy(Path(fp.__file__), bench / "fingerprints_now.py")
+        aliases = _lay_today_over(bench)
         pkg.mkdir()
         (pkg / "ganbench").symlink_to(bench)
-        return _run(pkg / "ganbench", "fingerprints_now", components, tmp, flat)
+        return _run(pkg / "ganbench", components, tmp, aliases)
 
 
 def evidence_at(commit: str, components: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -129,7 +149,7 @@ def evidence_at(commit: str, components: list[tuple[str, str]]) -> dict[tuple[st
     fingerprint runs of both, in float32, on this machine), else why not."""
     old = fingerprints_at(commit, components)
     with tempfile.TemporaryDirectory() as tmp:
-        now = _run(REPO / "bench", "run.fingerprints", components, tmp)
+        now = _run(REPO / "bench", components, tmp, {})
     out = {}
     for comp in components:
         got, today = old.get(comp), now.get(comp)

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from ganbench.run.config import parse_config
+from ganbench.run.config_load import parse_config
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
 
