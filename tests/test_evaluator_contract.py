@@ -143,10 +143,12 @@ def test_every_registered_evaluator_runs_on_some_architecture():
     )
 
 
-@pytest.mark.parametrize(("name", "source", "dataset_name"), CASES)
-def test_evaluator_returns_its_declared_scores(
-    name, source, dataset_name, evaluator_params, feature_dirs, tmp_path
-):
+def evaluate_case(
+    name: str, source: str, dataset_name: str, params: dict, feature_dir: Path, artifact_dir: Path
+) -> dict[str, float]:
+    """``name``'s scores on an untrained ``source`` (or the real-data reference) on
+    ``dataset_name``, through an EvalContext built as ``run_evaluate`` builds one; a
+    ``NotApplicable`` found while evaluating skips the case, as the runner records n/a."""
     cls = evaluator_class(name)
     ds = dataset(dataset_name)
     seed_everything(SEED)
@@ -155,7 +157,7 @@ def test_evaluator_returns_its_declared_scores(
         if source == REAL
         else fingerprint_inputs.small_architecture(source, ds.spec, SEED).eval()
     )
-    evaluator = cls(**evaluator_params(name))
+    evaluator = cls(**params)
     pinned = pinned_network(dataset_name, {})
     if "domain" in cls.requires_dataset:
         assert pinned is not None, f"{dataset_name} ships no pinned domain network for {name}"
@@ -164,31 +166,50 @@ def test_evaluator_returns_its_declared_scores(
         dataset=ds,
         device=torch.device("cpu"),
         seed=SEED,
-        artifact_dir=tmp_path,
+        artifact_dir=artifact_dir,
         domain_dir=pinned.path if pinned else None,
         domain_sha256=pinned.sha256 if pinned else None,
-        feature_dir=feature_dirs(source, dataset_name),
+        feature_dir=feature_dir,
     )
     try:
         with numerics(ctx.device, "fp32"):
-            scores = evaluator.evaluate(ctx)
-    except NotApplicable as exc:  # found out while evaluating: the runner records n/a
+            return evaluator.evaluate(ctx)
+    except NotApplicable as exc:
         pytest.skip(f"n/a: {exc}")
 
+
+def assert_declared(cls, scores: dict, where: str) -> None:
+    """``scores`` are exactly ``cls``'s declared scores, finite, with p-values in [0, 1],
+    counts whole and costs not negative."""
     declared = {s.name for s in cls.scores}
     extra, missing = sorted(set(scores) - declared), sorted(declared - set(scores))
     assert not extra and not missing, (
-        f"{name} on {source}/{dataset_name}: undeclared scores {extra}, declared but missing {missing}"
+        f"{cls.name} on {where}: undeclared scores {extra}, declared but missing {missing}"
     )
     values = {k: float(v) for k, v in scores.items()}
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-    assert not bad, f"{name} on {source}/{dataset_name}: non-finite scores {bad}"
+    assert not bad, f"{cls.name} on {where}: non-finite scores {bad}"
     for score in cls.scores:
         v = values[score.name]
-        where = f"{name}.{score.name} on {source}/{dataset_name}"
+        at = f"{cls.name}.{score.name} on {where}"
         if score.is_p_value:
-            assert 0.0 <= v <= 1.0, f"{where}: p-value {v} outside [0, 1]"
+            assert 0.0 <= v <= 1.0, f"{at}: p-value {v} outside [0, 1]"
         if score.integer:
-            assert v == round(v), f"{where}: declared an integer count, returned {v}"
+            assert v == round(v), f"{at}: declared an integer count, returned {v}"
         if score.cost:
-            assert v >= 0.0, f"{where}: a cost (seconds, memory) of {v}"
+            assert v >= 0.0, f"{at}: a cost (seconds, memory) of {v}"
+
+
+@pytest.mark.parametrize(("name", "source", "dataset_name"), CASES)
+def test_evaluator_returns_its_declared_scores(
+    name, source, dataset_name, evaluator_params, feature_dirs, tmp_path
+):
+    scores = evaluate_case(
+        name,
+        source,
+        dataset_name,
+        evaluator_params(name),
+        feature_dirs(source, dataset_name),
+        tmp_path,
+    )
+    assert_declared(evaluator_class(name), scores, f"{source}/{dataset_name}")

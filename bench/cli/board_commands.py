@@ -18,6 +18,7 @@ from ganbench.board.reproduce import Summary, compare
 from ganbench.cli.run_commands import DEFAULT_STORE
 from ganbench.cli.tables import status_table
 from ganbench.core.errors import GanbenchError
+from ganbench.core.plugins import load_plugin_file
 from ganbench.run.store import Store
 
 
@@ -47,6 +48,12 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
     lb.add_argument("--out", default="leaderboard")
     lb.add_argument(
         "--config", action="append", help="matrix config(s) to render (default: every shipped one)"
+    )
+    lb.add_argument(
+        "--plugin",
+        action="append",
+        metavar="FILE.py",
+        help="a file registering the evaluators or architectures a config names (repeatable)",
     )
     lb.set_defaults(func=cmd_leaderboard)
 
@@ -94,6 +101,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from ganbench.board.leaderboard import render_all
 
+    for plugin in args.plugin or []:
+        load_plugin_file(plugin)
     done = render_all(store_path=Path(args.store), out=Path(args.out), configs=args.config or None)
     for reason in done.refused:
         print(f"ganbench leaderboard: refused {reason}", file=sys.stderr)

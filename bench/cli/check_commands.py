@@ -1,6 +1,7 @@
-"""``ganbench check``, ``new-architecture`` and ``fingerprint``: the commands that check code
-against the suite's contracts (an architecture's conformance, the golden fingerprints) or
-start a new architecture from the template, each with its arguments beside its body.
+"""``ganbench check``, ``new-architecture``, ``new-evaluator`` and ``fingerprint``: the commands
+that check code against the suite's contracts (an architecture's conformance, the golden
+fingerprints) or start a new architecture or evaluator from its template, each with its
+arguments beside its body.
 
 The conformance suite and the fingerprints import torch, so they are imported inside their
 commands: ``ganbench --help`` stays a fifth of a second (measured with ``time python -m
@@ -39,6 +40,16 @@ def add_new_architecture(sub: argparse._SubParsersAction) -> None:
     na.add_argument("name")
     na.add_argument("--out", help="file to write (default NAME.py)")
     na.set_defaults(func=cmd_new_architecture)
+
+
+def add_new_evaluator(sub: argparse._SubParsersAction) -> None:
+    ne = sub.add_parser(
+        "new-evaluator",
+        help="write a commented template of a new metric (or explainer) that runs as written",
+    )
+    ne.add_argument("name")
+    ne.add_argument("--out", help="file to write (default NAME.py)")
+    ne.set_defaults(func=cmd_new_evaluator)
 
 
 def add_fingerprint(sub: argparse._SubParsersAction) -> None:
@@ -98,21 +109,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_new_architecture(args: argparse.Namespace) -> int:
-    name = args.name
+def write_template(command: str, template: str, name: str, out: str | None, prefix: str) -> Path:
+    """Write ``templates/<template>`` for ``name`` to ``out`` (default NAME.py): ``{{name}}``
+    is the registered name, ``{{Class}}`` its class name, ``{{score}}`` the name with '-' as
+    '_' (a prefix for score names)."""
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
         raise ConfigError(
-            f"new-architecture {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter"
+            f"{command} {name!r}: use lower-case letters, digits, '-' or '_', starting with a letter"
         )
-    out = Path(args.out or f"{name.replace('-', '_')}.py")
-    if out.exists():
-        raise GanbenchError(f"{out} exists: pass --out with another path, or remove it")
+    path = Path(out or f"{name.replace('-', '_')}.py")
+    if path.exists():
+        raise GanbenchError(f"{path} exists: pass --out with another path, or remove it")
     ident = "".join(p.capitalize() for p in re.split(r"[-_]", name))
     if keyword.iskeyword(ident) or not ident.isidentifier():
-        ident = f"Arch{ident}"
-    text = (resources.files("ganbench.cli") / "templates" / "architecture.py.tmpl").read_text()
-    out.write_text(text.replace("{{name}}", name).replace("{{Class}}", ident), encoding="utf-8")
+        ident = f"{prefix}{ident}"
+    text = (resources.files("ganbench.cli") / "templates" / template).read_text()
+    text = text.replace("{{name}}", name).replace("{{Class}}", ident)
+    path.write_text(text.replace("{{score}}", name.replace("-", "_")), encoding="utf-8")
+    return path
+
+
+def cmd_new_architecture(args: argparse.Namespace) -> int:
+    out = write_template("new-architecture", "architecture.py.tmpl", args.name, args.out, "Arch")
     print(f"ganbench new-architecture: wrote {out}; next: ganbench check {out}")
+    return 0
+
+
+def cmd_new_evaluator(args: argparse.Namespace) -> int:
+    out = write_template("new-evaluator", "evaluator.py.tmpl", args.name, args.out, "Metric")
+    print(
+        f"ganbench new-evaluator: wrote {out}; next: add {args.name!r} to a matrix's metrics "
+        f"and run it with --plugin {out} (README: Adding a metric or an explainer)"
+    )
     return 0
 
 

@@ -1,5 +1,5 @@
 """The ``ganbench`` command: list, run, export, show, show-dataset, leaderboard, check,
-train-domain, fingerprint, compare, migrate."""
+new-architecture, new-evaluator, train-domain, fingerprint, compare, migrate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import argparse
 import sys
 
 from ganbench.cli.board_commands import add_compare, add_leaderboard, add_show
-from ganbench.cli.check_commands import add_check, add_fingerprint, add_new_architecture
+from ganbench.cli.check_commands import (
+    add_check,
+    add_fingerprint,
+    add_new_architecture,
+    add_new_evaluator,
+)
 from ganbench.cli.data_commands import add_list, add_show_dataset, add_train_domain
 from ganbench.cli.run_commands import add_export, add_migrate, add_run
 from ganbench.core.errors import GanbenchError
@@ -25,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_export,
         add_check,
         add_new_architecture,
+        add_new_evaluator,
         add_show,
         add_show_dataset,
         add_train_domain,
