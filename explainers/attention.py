@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn import functional as F
 
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_explainer
@@ -106,7 +107,6 @@ class AttentionExplainer(Evaluator):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from torch.nn import functional as F
 
         model, n = ctx.model, self.params["figure_images"]
         z = model.sample_latent(n, generator=ctx.rng(21))

@@ -42,12 +42,16 @@ against).
 Figure ``filter-maps.png``: the mean activation maps of the ``top_k`` (default 8) most and
 the ``top_k`` least active filters of the last analysed layer, on one colour scale, each
 titled with its filter index and mean activation.
+
+The filter masks, the hooks and the Fréchet distance are in ``_filter_maps_pruning``; a
+change there that moves a number needs a ``version`` bump here.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -56,34 +60,29 @@ from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import VERY_NOISY, Score
 
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
-    x, y = a.double().cpu().numpy(), b.double().cpu().numpy()
-    mu = x.mean(0) - y.mean(0)
-    s1 = np.atleast_2d(np.cov(x, rowvar=False))
-    s2 = np.atleast_2d(np.cov(y, rowvar=False))
-    w, v = np.linalg.eigh(s1)
-    root = (v * np.sqrt(w.clip(min=0))) @ v.T  # s1^(1/2)
-    cross = np.linalg.eigvalsh(root @ s2 @ root).clip(min=0)  # eig(s1^½ s2 s1^½)
-    value = float(mu @ mu + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(cross).sum())
-    return max(value, 0.0)
-
-
-def dead_filters(mean_activation: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Bool (C,): filters whose mean |activation| is at most ``threshold`` x the layer's median."""
-    return mean_activation <= threshold * mean_activation.median()
+from ._filter_maps_pruning import (
+    ActivitySums,
+    Hooks,
+    dead_filters,
+    frechet_distance,
+    hooked,
+    keep_only,
+    least_active,
+    random_like,
+    random_live,
+    record_first,
+)
 
 
-@contextlib.contextmanager
-def hooked(modules: dict[str, torch.nn.Module], hook_for):
-    """Register ``hook_for(name)`` as a forward hook on each module; removed on exit."""
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in modules.items()]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+@dataclass
+class Unpruned:
+    """What every pruning is compared with: the latents, the analysed layers, and the images
+    generated from them unpruned with their domain features."""
+
+    z: torch.Tensor
+    modules: dict[str, torch.nn.Module]
+    images: torch.Tensor
+    features: torch.Tensor
 
 
 @register_explainer("filter_maps")
@@ -169,17 +168,16 @@ class FilterMapsExplainer(Evaluator):
     )
 
     # --- generation with hooks ------------------------------------------------------
-    def generate(
-        self, ctx: EvalContext, z: torch.Tensor, modules: dict, hook_for=None
-    ) -> torch.Tensor:
-        """Images of ``z`` in batches, clamped to [-1, 1], with optional hooks on ``modules``."""
+    def generate(self, ctx: EvalContext, z: torch.Tensor, hooks: Hooks = ()) -> torch.Tensor:
+        """Images of ``z`` in batches, clamped to [-1, 1], with ``hooks`` on their modules."""
         b = self.params["batch_size"]
-        with hooked(modules, hook_for) if hook_for else contextlib.nullcontext():
+        with hooked(hooks):
             return torch.cat(
                 [ctx.model.generate(z[i : i + b]).clamp(-1, 1) for i in range(0, len(z), b)]
             )
 
     def features(self, ctx: EvalContext, x: torch.Tensor) -> torch.Tensor:
+        """The domain network's features of images ``x``, in batches."""
         b, net = self.params["batch_size"], ctx.domain_network()
         return torch.cat([net.features(x[i : i + b].to(ctx.device)) for i in range(0, len(x), b)])
 
@@ -187,14 +185,8 @@ class FilterMapsExplainer(Evaluator):
         """The last ``layers`` generator layers with 4-D outputs that are not the image itself."""
         layers = ctx.model.generator_layers()
         outputs: dict[str, torch.Tensor] = {}
-
-        def record(name):
-            def hook(module, inputs, output):
-                outputs.setdefault(name, output)
-
-            return hook
-
-        x = self.generate(ctx, z, layers, record)
+        record = [(m, functools.partial(record_first, outputs, name)) for name, m in layers.items()]
+        x = self.generate(ctx, z, record)
         keep = []
         for name in layers:
             out = outputs.get(name)
@@ -207,8 +199,97 @@ class FilterMapsExplainer(Evaluator):
             raise ValueError("filter_maps: no generator layer has 4-D feature-map outputs")
         return {name: layers[name] for name in keep[-self.params["layers"] :]}
 
-    @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    # --- pruning --------------------------------------------------------------------
+    def effect(
+        self, ctx: EvalContext, base: Unpruned, masks: dict[str, torch.Tensor]
+    ) -> dict[str, float]:
+        """Distances of the images with ``masks``' filters (True) zeroed from the unpruned."""
+        masks = {k: v for k, v in masks.items() if v.any()}
+        if not masks:
+            return {"feature_distance": 0.0, "frechet": 0.0, "pixel_change": 0.0}
+        hooks = [
+            (base.modules[k], functools.partial(keep_only, (~mask).float()))
+            for k, mask in masks.items()
+        ]
+        x = self.generate(ctx, base.z, hooks)
+        f = self.features(ctx, x)
+        return {
+            "feature_distance": float((f - base.features).norm(dim=1).mean()),
+            "frechet": frechet_distance(f, base.features),
+            "pixel_change": float((x - base.images).abs().mean()),
+        }
+
+    def control(
+        self,
+        ctx: EvalContext,
+        base: Unpruned,
+        dead: dict[str, torch.Tensor],
+        names: list[str],
+        generator: torch.Generator,
+    ) -> dict[str, float]:
+        """The effect of pruning as many random live filters as are dead in each of ``names``,
+        averaged over ``random_repeats`` draws."""
+        runs = [
+            self.effect(ctx, base, random_live(dead, names, generator))
+            for _ in range(self.params["random_repeats"])
+        ]
+        return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
+
+    def layer_report(
+        self,
+        ctx: EvalContext,
+        base: Unpruned,
+        name: str,
+        maps: torch.Tensor,
+        means: torch.Tensor,
+        dead: torch.Tensor,
+        generator: torch.Generator,
+    ) -> dict:
+        """One layer's filters, its dead ones, and the effect of pruning them alone."""
+        return {
+            "filters": len(means),
+            "map_size": list(maps.shape[1:]),
+            "dead": int(dead.sum()),
+            "dead_fraction": float(dead.float().mean()),
+            "dead_filters": dead.nonzero().flatten().tolist(),
+            "threshold": self.params["dead_threshold"] * float(means.median()),
+            "median_mean_activation": float(means.median()),
+            "mean_activation": means.tolist(),
+            "prune_dead": self.effect(ctx, base, {name: dead}),
+            "prune_random": self.control(ctx, base, {name: dead}, [name], generator),
+        }
+
+    def prune_all(
+        self,
+        ctx: EvalContext,
+        base: Unpruned,
+        dead: dict[str, torch.Tensor],
+        means: dict[str, torch.Tensor],
+        generator: torch.Generator,
+    ) -> dict:
+        """Every analysed layer pruned at once: its dead filters against as many random live
+        ones, and its ``prune_fraction`` least active filters against as many random ones."""
+        p = self.params
+        names = list(base.modules)
+        both_dead = self.effect(ctx, base, dead)
+        both_random = self.control(ctx, base, dead, names, generator)
+        least = least_active(means, p["prune_fraction"])
+        least_effect = self.effect(ctx, base, least)
+        shares = [
+            self.effect(ctx, base, random_like(least, generator))["feature_distance"]
+            for _ in range(p["random_repeats"])
+        ]
+        return {
+            "prune_dead": both_dead,
+            "prune_random": both_random,
+            "prune_fraction": p["prune_fraction"],
+            "prune_least_active": least_effect,
+            "prune_random_share_feature_distance": shares,
+        }
+
+    # --- evaluation -----------------------------------------------------------------
+    def check_params(self) -> None:
+        """Raise ValueError on parameters the explainer cannot run with."""
         p = self.params
         if not 0 < p["prune_fraction"] <= 1:
             raise ValueError(
@@ -216,132 +297,40 @@ class FilterMapsExplainer(Evaluator):
             )
         if p["n"] < 2 or p["layers"] < 1 or p["random_repeats"] < 1:
             raise ValueError("filter_maps: needs n >= 2, layers >= 1 and random_repeats >= 1")
+
+    @torch.no_grad()
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        self.check_params()
+        p = self.params
         z = ctx.model.sample_latent(p["n"], generator=ctx.rng(50))
         modules = self.select_layers(ctx, z[: min(2, p["n"])])
-
-        # mean |activation| maps over the n images
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = dict.fromkeys(modules, 0)
-
-        def accumulate(name):
-            def hook(module, inputs, output):
-                a = output.detach().abs().sum(0).double().cpu()
-                sums[name] = sums[name] + a if name in sums else a
-                counts[name] += output.shape[0]
-
-            return hook
-
-        base = self.generate(ctx, z, modules, accumulate)
-        maps = {name: (sums[name] / counts[name]).float() for name in modules}  # (C, h, w)
+        activity = ActivitySums(modules)
+        images = self.generate(ctx, z, activity.hooks())
+        maps = activity.maps()  # (C, h, w) mean |activation| maps over the n images
         means = {name: m.mean(dim=(1, 2)) for name, m in maps.items()}
         dead = {name: dead_filters(m, p["dead_threshold"]) for name, m in means.items()}
-        base_f = self.features(ctx, base)
-
-        def effect(masks: dict[str, torch.Tensor]) -> dict[str, float]:
-            """Distances of the images with ``masks``' filters (True) zeroed from the base."""
-            masks = {k: v for k, v in masks.items() if v.any()}
-            if not masks:
-                return {"feature_distance": 0.0, "frechet": 0.0, "pixel_change": 0.0}
-
-            def prune(name):
-                keep = (~masks[name]).float()
-
-                def hook(module, inputs, output):
-                    return output * keep.to(output)[None, :, None, None]
-
-                return hook
-
-            x = self.generate(ctx, z, {k: modules[k] for k in masks}, prune)
-            f = self.features(ctx, x)
-            return {
-                "feature_distance": float((f - base_f).norm(dim=1).mean()),
-                "frechet": frechet_distance(f, base_f),
-                "pixel_change": float((x - base).abs().mean()),
-            }
-
+        base = Unpruned(z, modules, images, self.features(ctx, images))
         g = ctx.rng(51)
-
-        def random_masks(names: list[str]) -> dict[str, torch.Tensor]:
-            out = {}
-            for name in names:
-                d = dead[name]
-                k = int(d.sum())
-                order = torch.randperm(len(d), generator=g)
-                order = torch.cat([order[~d[order]], order[d[order]]])  # live ones first
-                mask = torch.zeros_like(d)
-                mask[order[:k]] = True
-                out[name] = mask
-            return out
-
-        def control(names: list[str]) -> dict[str, float]:
-            runs = [effect(random_masks(names)) for _ in range(p["random_repeats"])]
-            return {key: float(np.mean([r[key] for r in runs])) for key in runs[0]}
-
-        names = list(modules)
-        per_layer = {}
-        for name in names:
-            per_layer[name] = {
-                "filters": len(means[name]),
-                "map_size": list(maps[name].shape[1:]),
-                "dead": int(dead[name].sum()),
-                "dead_fraction": float(dead[name].float().mean()),
-                "dead_filters": dead[name].nonzero().flatten().tolist(),
-                "threshold": p["dead_threshold"] * float(means[name].median()),
-                "median_mean_activation": float(means[name].median()),
-                "mean_activation": means[name].tolist(),
-                "prune_dead": effect({name: dead[name]}),
-                "prune_random": control([name]),
-            }
-        both_dead = effect(dead)
-        both_random = control(names)
-        # pruning by activity: the least active share of each layer, against as many at random
-        least = {}
-        for name in names:
-            k = max(1, round(p["prune_fraction"] * len(means[name])))
-            mask = torch.zeros(len(means[name]), dtype=torch.bool)
-            mask[means[name].argsort(stable=True)[:k]] = True
-            least[name] = mask
-        least_effect = effect(least)
-        shares = []
-        for _ in range(p["random_repeats"]):
-            masks = {}
-            for name in names:
-                mask = torch.zeros_like(least[name])
-                mask[torch.randperm(len(mask), generator=g)[: int(least[name].sum())]] = True
-                masks[name] = mask
-            shares.append(effect(masks)["feature_distance"])
-        total = sum(len(means[n]) for n in names)
-        scores = {
-            "dead_filter_fraction": sum(int(dead[n].sum()) for n in names) / total,
-            "prune_dead_feature_distance": both_dead["feature_distance"],
-            "prune_random_feature_distance": both_random["feature_distance"],
-            "prune_least_active_feature_distance": least_effect["feature_distance"],
-            "prune_random_share_feature_distance": float(np.mean(shares)),
-            "prune_dead_frechet": both_dead["frechet"],
-            "prune_random_frechet": both_random["frechet"],
-            "prune_dead_pixel_change": both_dead["pixel_change"],
-            "prune_random_pixel_change": both_random["pixel_change"],
+        per_layer = {
+            name: self.layer_report(ctx, base, name, maps[name], means[name], dead[name], g)
+            for name in modules
         }
-        shift = torch.roll(base_f, 1, dims=0)
+        all_layers = self.prune_all(ctx, base, dead, means, g)
+        scores = filter_scores(dead, all_layers)
+        shift = torch.roll(base.features, 1, dims=0)
         report = {
             "n": p["n"],
             "dead_threshold": p["dead_threshold"],
             "dead_rule": "mean |activation| <= dead_threshold x the layer's median filter mean",
             "layers": per_layer,
-            "all_layers": {
-                "prune_dead": both_dead,
-                "prune_random": both_random,
-                "prune_fraction": p["prune_fraction"],
-                "prune_least_active": least_effect,
-                "prune_random_share_feature_distance": shares,
-            },
-            "feature_scale": float((shift - base_f).norm(dim=1).mean()),
+            "all_layers": all_layers,
+            "feature_scale": float((shift - base.features).norm(dim=1).mean()),
             "scores": scores,
         }
         ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         (ctx.artifact_dir / "filter-maps.json").write_text(json.dumps(report, indent=1))
         if p["figure"] and p["top_k"] > 0:
-            last = names[-1]
+            last = list(modules)[-1]
             self.figure(ctx, last, maps[last], means[last], dead[last])
         return scores
 
@@ -384,3 +373,22 @@ class FilterMapsExplainer(Evaluator):
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
         fig.savefig(ctx.artifact_dir / "filter-maps.png", dpi=100)
         plt.close(fig)
+
+
+def filter_scores(dead: dict[str, torch.Tensor], all_layers: dict) -> dict[str, float]:
+    """The scores, from the dead filters and the effects of pruning every layer at once."""
+    total = sum(len(d) for d in dead.values())
+    pruned, random = all_layers["prune_dead"], all_layers["prune_random"]
+    return {
+        "dead_filter_fraction": sum(int(d.sum()) for d in dead.values()) / total,
+        "prune_dead_feature_distance": pruned["feature_distance"],
+        "prune_random_feature_distance": random["feature_distance"],
+        "prune_least_active_feature_distance": all_layers["prune_least_active"]["feature_distance"],
+        "prune_random_share_feature_distance": float(
+            np.mean(all_layers["prune_random_share_feature_distance"])
+        ),
+        "prune_dead_frechet": pruned["frechet"],
+        "prune_random_frechet": random["frechet"],
+        "prune_dead_pixel_change": pruned["pixel_change"],
+        "prune_random_pixel_change": random["pixel_change"],
+    }

@@ -16,16 +16,18 @@ from ganbench.core.registry import (
     create_dataset,
     create_explainer,
 )
-from ganbench.explainers.attribution import (
-    AttributionExplainer,
+from ganbench.explainers._attribution_checks import (
     Logit,
     batch_dependence,
-    curve_fractions,
-    curve_scores,
     per_image_groups,
-    perturbation_curves,
     reused_modules,
 )
+from ganbench.explainers._attribution_faithfulness import (
+    curve_fractions,
+    curve_scores,
+    perturbation_curves,
+)
+from ganbench.explainers.attribution import AttributionExplainer
 from tests.conftest import brief_dcgan, eval_context
 
 EXPLAINERS = ("deeplift", "deepliftshap", "integrated_gradients", "smoothgrad", "lime")

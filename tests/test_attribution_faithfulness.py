@@ -21,7 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ganbench.core.registry import create_dataset, create_explainer
-from ganbench.explainers.attribution import AttributionExplainer, blur
+from ganbench.explainers._attribution_faithfulness import blur
+from ganbench.explainers.attribution import AttributionExplainer
 from tests.conftest import brief_dcgan, eval_context
 from tests.test_attribution import EXPLAINERS, SMALL, FakeArch
 

@@ -13,14 +13,9 @@ from torch import nn
 
 from ganbench.core.registry import create_architecture, create_dataset, list_architectures
 from ganbench.datasets.shapes import COLOURS, CONCEPTS, _inside
-from ganbench.explainers.dissection import (
-    DissectionExplainer,
-    IoUTally,
-    TopLevel,
-    batches,
-    label_units,
-    on_map,
-)
+from ganbench.explainers._dissection_generator import batches, edited
+from ganbench.explainers._dissection_stats import IoUTally, TopLevel, label_units, on_map
+from ganbench.explainers.dissection import DissectionExplainer
 from tests.conftest import eval_context
 
 # --- the streaming pieces against direct computations -----------------------------------
@@ -213,7 +208,6 @@ def test_planted_unit_is_found_labelled_and_causal(tmp_path_factory):
 
 def test_insertion_sets_the_units_inside_the_region_only():
     model = Planted()
-    ev = DissectionExplainer()
     ctx = eval_context(model, shapes(), None)
     z = torch.zeros(2, model.latent_dim)
     z[:, 0] = -6.0  # circles at the top-left end of their range
@@ -222,11 +216,11 @@ def test_insertion_sets_the_units_inside_the_region_only():
     region[18:30, 18:30] = True  # the circle (centre ~9.6 px, radius 4.5 px) lies outside
     value = torch.ones(PLANTED_UNITS)
     before = model.generate(z)
-    after = ev._edited(ctx, z, model.generator.features, [0], value, region)
+    after = edited(ctx, z, model.generator.features, [0], value, region)
     changed = (after != before).any(1)  # (n, H, W)
     assert changed[:, region].all()  # the object is painted over the whole region
     assert not changed[:, ~region].any()  # nothing else moves
-    ablated = ev._edited(ctx, z, model.generator.features, [0])
+    ablated = edited(ctx, z, model.generator.features, [0])
     assert torch.allclose(ablated, torch.zeros_like(ablated))  # all grey: no circle left
 
 

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.explainers.dissection import DissectionExplainer, IoUTally, TopLevel, on_map
+from ganbench.explainers._dissection_stats import IoUTally, TopLevel, on_map
+from ganbench.explainers.dissection import DissectionExplainer
 from tests.conftest import eval_context
 from tests.test_dissection import PlantedGenerator, shapes
 

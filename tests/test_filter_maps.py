@@ -17,7 +17,8 @@ from ganbench.core.registry import (
     list_architectures,
 )
 from ganbench.datasets.domain import DomainNetwork, heads_for
-from ganbench.explainers.filter_maps import FilterMapsExplainer, dead_filters, frechet_distance
+from ganbench.explainers._filter_maps_pruning import dead_filters, frechet_distance
+from ganbench.explainers.filter_maps import FilterMapsExplainer
 from tests.conftest import Projection, brief_dcgan, eval_context
 
 DEAD = [0, 3, 5]
