@@ -108,6 +108,7 @@ import json
 import torch
 
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import NOISY, UNIT_COUNT, VERY_NOISY, Score
 
@@ -144,6 +145,13 @@ class DissectionExplainer(Evaluator):
         "random_repeats": 3,
         "batch_size": 64,
         "figure": True,
+    }
+    ranges = {
+        "n": Range(low=2),
+        "n_intervention": Range(low=1),
+        "top_k": Range(low=1),
+        "random_repeats": Range(low=1),
+        "alpha": Range(0.0, 1.0, low_open=True, high_open=True),
     }
     scores = (
         Score(
@@ -258,19 +266,8 @@ class DissectionExplainer(Evaluator):
         ),
     )
 
-    def check_params(self) -> None:
-        """Raise ValueError on parameters the dissection cannot run with."""
-        p = self.params
-        if p["n"] < 2 or p["n_intervention"] < 1 or p["top_k"] < 1 or p["random_repeats"] < 1:
-            raise ValueError(
-                "dissection: needs n >= 2, n_intervention >= 1, top_k >= 1, random_repeats >= 1"
-            )
-        if not 0.0 < p["alpha"] < 1.0:
-            raise ValueError(f"dissection: alpha must lie in (0, 1), got {p['alpha']}")
-
     @torch.no_grad()
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        self.check_params()
         p = self.params
         segmenter = ctx.segmenter()
         concepts = list(segmenter.concepts)

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import VERY_NOISY, Score
 
@@ -101,6 +102,12 @@ class FilterMapsExplainer(Evaluator):
         "top_k": 8,
         "prune_fraction": 0.25,
         "figure": True,
+    }
+    ranges = {
+        "prune_fraction": Range(0.0, 1.0, low_open=True),
+        "n": Range(low=2),
+        "layers": Range(low=1),
+        "random_repeats": Range(low=1),
     }
     scores = (
         Score(
@@ -288,19 +295,8 @@ class FilterMapsExplainer(Evaluator):
         }
 
     # --- evaluation -----------------------------------------------------------------
-    def check_params(self) -> None:
-        """Raise ValueError on parameters the explainer cannot run with."""
-        p = self.params
-        if not 0 < p["prune_fraction"] <= 1:
-            raise ValueError(
-                f"filter_maps: prune_fraction must lie in (0, 1], got {p['prune_fraction']}"
-            )
-        if p["n"] < 2 or p["layers"] < 1 or p["random_repeats"] < 1:
-            raise ValueError("filter_maps: needs n >= 2, layers >= 1 and random_repeats >= 1")
-
     @torch.no_grad()
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        self.check_params()
         p = self.params
         z = ctx.model.sample_latent(p["n"], generator=ctx.rng(50))
         modules = self.select_layers(ctx, z[: min(2, p["n"])])

@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from ganbench.core.errors import GanbenchError
-from ganbench.core.params import resolve_params
+from ganbench.core.errors import ConfigError, GanbenchError
+from ganbench.core.evaluation import Evaluation
+from ganbench.core.params import Range, check_ranges, resolve_params
 from ganbench.core.scores import Score
 
 
@@ -21,7 +22,9 @@ class Evaluator:
 
     Subclasses set ``name`` (by the registry decorator), ``version``, ``requires``
     (architecture capabilities), ``requires_dataset`` (dataset features: ``labels``,
-    ``masks``, ``factors``), ``defaults`` and ``scores``, and implement ``evaluate``.
+    ``masks``, ``factors``), ``defaults`` with their ``ranges``, ``scores`` and ``figures``,
+    and implement ``evaluate``, which computes and returns: the harness checks the parameters
+    before any trial runs, and writes the reports and figures an :class:`Evaluation` holds.
     """
 
     name: ClassVar[str] = ""
@@ -29,7 +32,13 @@ class Evaluator:
     requires: ClassVar[frozenset[str]] = frozenset()
     requires_dataset: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[dict[str, Any]] = {}
+    # the values a parameter may take (ganbench.core.params.Range), checked when a matrix is
+    # read; rules across parameters go in ``check_params``
+    ranges: ClassVar[dict[str, Range]] = {}
     scores: ClassVar[tuple[Score, ...]] = ()
+    # the PNG files its evaluation returns (shell patterns, ``{name}`` for its name), which
+    # the board shows in its gallery
+    figures: ClassVar[tuple[str, ...]] = ()
     # the leaderboard table an evaluator's scores go to: "quality" (metrics), "explainability"
     # (explainers that any architecture can be scored by) or "intrinsic" (explanations an
     # architecture offers by design); None: inferred by :func:`evaluator_family`
@@ -43,7 +52,23 @@ class Evaluator:
     group: ClassVar[str] = ""
 
     def __init__(self, **params: Any) -> None:
-        self.params = resolve_params(self.defaults, params, f"evaluator {self.name!r}")
+        where = f"evaluator {self.name!r}"
+        self.params = resolve_params(self.defaults, params, where)
+        self.validate(self.params, where)
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Raise ValueError when ``params`` (resolved) cannot be run: the declared ``ranges``;
+        an evaluator with rules across parameters extends this (calling ``super()``)."""
+        check_ranges(cls.ranges, params)
+
+    @classmethod
+    def validate(cls, params: dict[str, Any], where: str) -> None:
+        """:meth:`check_params` as a one-line ConfigError naming ``where`` (the config table)."""
+        try:
+            cls.check_params(params)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     @classmethod
     def not_applicable_reason(
@@ -79,8 +104,9 @@ class Evaluator:
                 return s
         raise KeyError(f"{cls.name} declares no score {name!r}")
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        """Scores keyed by the declared score names."""
+    def evaluate(self, ctx: EvalContext) -> Evaluation | dict[str, float]:
+        """The declared scores, with the reports and figures to write (an :class:`Evaluation`),
+        or the scores alone as a dict."""
         raise NotImplementedError
 
 

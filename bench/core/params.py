@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ganbench.core.errors import ConfigError
@@ -44,3 +45,51 @@ def resolve_params(
             value = float(value)
         out[key] = value
     return out
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one parameter may take, declared beside its default (``Evaluator.ranges``)
+    and checked when a matrix is read, before any trial runs: bounds (closed unless
+    ``low_open`` / ``high_open``), or a set of ``choices``; None is allowed only with
+    ``allow_none``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[Any, ...] = ()
+    allow_none: bool = False
+
+    def words(self) -> str:
+        """The allowed values in words: ``>= 1``, ``in (0, 1)``, ``one of 'a', 'b'``."""
+        if self.choices:
+            return "one of " + ", ".join(map(repr, self.choices))
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return "anything"
+
+    def allows(self, value: Any) -> bool:
+        if value is None:
+            return self.allow_none
+        if self.choices:
+            return value in self.choices
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or not (
+            value > self.high or (self.high_open and value == self.high)
+        )
+
+
+def check_ranges(ranges: Mapping[str, Range], params: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first parameter outside its declared range."""
+    for key, allowed in ranges.items():
+        if key not in params:
+            raise ValueError(f"declares a range for {key!r}, which is not one of its parameters")
+        if not allowed.allows(params[key]):
+            raise ValueError(f"{key} must be {allowed.words()}, got {params[key]!r}")

@@ -217,7 +217,10 @@ def param_tables(
             )
     for name in listed:
         cls = lookup(name)
-        out[name] = resolve_params(cls.defaults, given.get(name), f"{source}: [{table}.{name}]")
+        where = f"{source}: [{table}.{name}]"
+        out[name] = resolve_params(cls.defaults, given.get(name), where)
+        if hasattr(cls, "validate"):  # evaluators check their ranges before any trial runs
+            cls.validate(out[name], where)
     return out
 
 
