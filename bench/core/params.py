@@ -79,6 +79,8 @@ class Range:
             return self.allow_none
         if self.choices:
             return value in self.choices
+        if value != value:  # NaN (TOML allows nan) lies within no bound
+            return self.low is None and self.high is None
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return self.high is None or not (
