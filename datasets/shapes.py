@@ -4,8 +4,9 @@ Each image is a background colour and one object (or two, the second drawn on to
 circle, a square or an upward triangle, in one of six colours, at a position and scale
 drawn independently of everything else. Edges are hard (no antialiasing), so the masks
 are exact: a pixel belongs to an object exactly when it is painted in that object's
-colour. The whole dataset is a pure function of its parameters; the trial key holds a
-hash of this file, so any change to the generator changes every key that uses it.
+colour. The whole dataset is a pure function of its parameters and its ``version``: a change
+to the generator that moves an image must bump the version (the golden fingerprints catch a
+forgotten bump).
 """
 
 from __future__ import annotations
@@ -76,56 +77,70 @@ def render_shapes(
             f"dataset 'shapes': need 0 < min_scale <= max_scale < 1, got {min_scale}, {max_scale}"
         )
     rng = np.random.default_rng(seed)
-    lo, hi = max_scale / 2, 1 - max_scale / 2
-    per_object = []
-    for k in range(objects):
-        shape = rng.integers(0, len(SHAPES), n)
-        colour = rng.integers(0, len(COLOURS), n)
-        if (
-            k == 1
-        ):  # the second object never shares the first one's colour (colour tells them apart)
-            colour = (per_object[0][1] + rng.integers(1, len(COLOURS), n)) % len(COLOURS)
-        x, y = rng.uniform(lo, hi, n), rng.uniform(lo, hi, n)
-        scale = rng.uniform(min_scale, max_scale, n)
-        per_object.append((shape, colour, x, y, scale))
+    per_object = _draw_objects(rng, n, objects, min_scale, max_scale)
     background = rng.integers(0, len(BACKGROUNDS), n)
-
     columns = [c for obj in per_object for c in obj] + [background]
     factors = torch.from_numpy(np.stack(columns, axis=1).astype(np.float32))
-    palette = torch.tensor(list(COLOURS.values()), dtype=torch.float32)
-    bg_palette = torch.tensor(list(BACKGROUNDS.values()), dtype=torch.float32)
-    grid = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size  # pixel centres
     images = torch.empty(n, 3, image_size, image_size)
     masks = torch.zeros(n, len(CONCEPTS), image_size, image_size, dtype=torch.bool)
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
-        b = sl.stop - sl.start
-        img = bg_palette[torch.from_numpy(background[sl])].view(b, 3, 1, 1)
-        img = img.expand(b, 3, image_size, image_size).clone()
-        covered = []
-        for shape, colour, x, y, scale in per_object:
-            half = torch.from_numpy(scale[sl] / 2).float().view(b, 1, 1)
-            dx = (grid.view(1, 1, -1) - torch.from_numpy(x[sl]).float().view(b, 1, 1)) / half
-            dy = (grid.view(1, -1, 1) - torch.from_numpy(y[sl]).float().view(b, 1, 1)) / half
-            inside = _inside(torch.from_numpy(shape[sl]), dx, dy)
-            for earlier in covered:  # a later object occludes what it covers
-                earlier &= ~inside
-            covered.append(inside)
-            rgb = palette[torch.from_numpy(colour[sl])].view(b, 3, 1, 1)
-            img = torch.where(inside.unsqueeze(1), rgb, img)
-        m = masks[sl]
-        for (shape, colour, *_), visible in zip(per_object, covered, strict=True):
-            idx = torch.arange(b)
-            m[idx, 1 + torch.from_numpy(shape[sl])] |= visible
-            m[idx, 1 + len(SHAPES) + torch.from_numpy(colour[sl])] |= visible
-        m[:, 0] = ~torch.stack(covered).any(0)
-        images[sl] = img * 2 - 1
+        images[sl], masks[sl] = _paint(per_object, background, sl, image_size)
     return {
         "images": images,
         "masks": masks,
         "factors": factors,
         "labels": torch.from_numpy(per_object[0][0].astype(np.int64)),
     }
+
+
+def _draw_objects(
+    rng: np.random.Generator, n: int, objects: int, min_scale: float, max_scale: float
+) -> list[tuple[np.ndarray, ...]]:
+    """Each object's factors for n images, (shape, colour, x, y, scale), drawn in that order,
+    object after object."""
+    lo, hi = max_scale / 2, 1 - max_scale / 2
+    per_object: list[tuple[np.ndarray, ...]] = []
+    for k in range(objects):
+        shape = rng.integers(0, len(SHAPES), n)
+        colour = rng.integers(0, len(COLOURS), n)
+        if k == 1:  # never the first object's colour (colour tells the two apart)
+            colour = (per_object[0][1] + rng.integers(1, len(COLOURS), n)) % len(COLOURS)
+        x, y = rng.uniform(lo, hi, n), rng.uniform(lo, hi, n)
+        scale = rng.uniform(min_scale, max_scale, n)
+        per_object.append((shape, colour, x, y, scale))
+    return per_object
+
+
+def _paint(
+    per_object: list[tuple[np.ndarray, ...]], background: np.ndarray, sl: slice, image_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images in [-1, 1] and the concept masks of the samples in ``sl``: the background,
+    then each object over what came before (a later object occludes what it covers)."""
+    palette = torch.tensor(list(COLOURS.values()), dtype=torch.float32)
+    bg_palette = torch.tensor(list(BACKGROUNDS.values()), dtype=torch.float32)
+    grid = (torch.arange(image_size, dtype=torch.float32) + 0.5) / image_size  # pixel centres
+    b = sl.stop - sl.start
+    img = bg_palette[torch.from_numpy(background[sl])].view(b, 3, 1, 1)
+    img = img.expand(b, 3, image_size, image_size).clone()
+    covered = []
+    for shape, colour, x, y, scale in per_object:
+        half = torch.from_numpy(scale[sl] / 2).float().view(b, 1, 1)
+        dx = (grid.view(1, 1, -1) - torch.from_numpy(x[sl]).float().view(b, 1, 1)) / half
+        dy = (grid.view(1, -1, 1) - torch.from_numpy(y[sl]).float().view(b, 1, 1)) / half
+        inside = _inside(torch.from_numpy(shape[sl]), dx, dy)
+        for earlier in covered:  # a later object occludes what it covers
+            earlier &= ~inside
+        covered.append(inside)
+        rgb = palette[torch.from_numpy(colour[sl])].view(b, 3, 1, 1)
+        img = torch.where(inside.unsqueeze(1), rgb, img)
+    masks = torch.zeros(b, len(CONCEPTS), image_size, image_size, dtype=torch.bool)
+    for (shape, colour, *_), visible in zip(per_object, covered, strict=True):
+        idx = torch.arange(b)
+        masks[idx, 1 + torch.from_numpy(shape[sl])] |= visible
+        masks[idx, 1 + len(SHAPES) + torch.from_numpy(colour[sl])] |= visible
+    masks[:, 0] = ~torch.stack(covered).any(0)
+    return img * 2 - 1, masks
 
 
 class ShapesSegmenter(Segmenter):

@@ -48,10 +48,11 @@ interpretable model is ``SkLearnLasso(alpha=0.01)``; ridge is used instead becau
 closed form. (With ``alpha=0`` the system is singular when a feature is on in every sample or
 in none.) Everything after the forward passes runs in float64 on the inputs' device.
 
-Trial keys hash the source file of the explainer class (``attribution.py``), not this
-module: a change here that alters results must bump ``LimeExplainer.version``. (``chunk``
-only changes speed: the default 1024 measured 1.3x faster than 4096 on 2 CPU cores, where
-buffers above glibc's mmap threshold are mapped afresh on every call.)
+A change here that alters results must bump ``LimeExplainer.version`` (in
+``attribution.py``): trial keys hold declared versions, not source hashes, and the golden
+fingerprints catch a forgotten bump. (``chunk`` only changes speed: the default 1024
+measured 1.3x faster than 4096 on 2 CPU cores, where buffers above glibc's mmap threshold
+are mapped afresh on every call.)
 """
 
 from __future__ import annotations
@@ -186,17 +187,33 @@ def lime_attributions(
     inputs, baselines, feature_mask, masks = _check(
         inputs, baselines, feature_mask, masks, kernel_width, alpha
     )
-    n, n_samples, n_features = masks.shape
-    shape = inputs.shape[1:]
+    n = masks.shape[0]
     x = inputs.reshape(n, -1)
     b = baselines.reshape(n, -1)
     fm = feature_mask.reshape(feature_mask.shape[0], -1)  # (1 or n, P)
-    on = masks.bool()
+    outputs = _perturbed_outputs(forward, x, b, fm, masks.bool(), inputs.shape[1:], chunk)
+    index = fm.expand(n, -1)
+    weights = _similarities(x, b, index, masks, kernel_width)
+    coefs = _weighted_ridge(masks, weights, outputs, alpha)  # (n, F)
+    return coefs.gather(1, index).float().reshape(inputs.shape)
 
-    # model outputs on every perturbation, chunk by chunk over the flattened (image, sample) rows
+
+def _perturbed_outputs(
+    forward: Forward,
+    x: torch.Tensor,
+    b: torch.Tensor,
+    fm: torch.Tensor,
+    on: torch.Tensor,
+    shape: torch.Size,
+    chunk: int,
+) -> torch.Tensor:
+    """The model's outputs (n * S,) float32 on every perturbation of the flattened inputs x
+    (n, P) (pixels of features off set to the baselines b), chunk by chunk over the
+    flattened (image, sample) rows; fm (1 or n, P) the feature of each pixel, on (n, S, F)."""
+    n, n_samples, n_features = on.shape
     total = n * n_samples
     flat_on = on.reshape(total, n_features)
-    outputs = torch.empty(total, dtype=torch.float32, device=inputs.device)
+    outputs = torch.empty(total, dtype=torch.float32, device=x.device)
     with torch.no_grad():
         for start in range(0, total, chunk):
             stop = min(start + chunk, total)
@@ -216,14 +233,20 @@ def lime_attributions(
                     f"forward must return one logit per image ({stop - start},), got {got}"
                 )
             outputs[start:stop] = logits.reshape(-1).float()
+    return outputs
 
-    # captum's default similarity, from per-feature sums (no perturbed image is materialised)
+
+def _similarities(
+    x: torch.Tensor, b: torch.Tensor, index: torch.Tensor, masks: torch.Tensor, kernel_width: float
+) -> torch.Tensor:
+    """Captum's default similarity (n, S) of every perturbation to its input, in float64,
+    from per-feature sums: no perturbed image is materialised (see the module doc)."""
+    n, _, n_features = masks.shape
     m = masks.double()
     x64, b64 = x.double(), b.double()
-    index = fm.expand(n, -1)
 
     def per_feature(values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(n, n_features, dtype=torch.float64, device=inputs.device).scatter_add_(
+        return torch.zeros(n, n_features, dtype=torch.float64, device=x.device).scatter_add_(
             1, index, values
         )
 
@@ -234,17 +257,23 @@ def lime_attributions(
     norm_p = (bb.sum(1, keepdim=True) + on_xx_minus_bb).clamp_min(0).sqrt()  # |p|
     norm_x = xx.sum(1, keepdim=True).sqrt()
     cos = dot / (norm_x.clamp_min(_EPS) * norm_p.clamp_min(_EPS))
-    weights = torch.exp(-((1 - cos) ** 2) / (2 * kernel_width**2))  # (n, S)
+    return torch.exp(-((1 - cos) ** 2) / (2 * kernel_width**2))
 
-    # weighted ridge with an unpenalised intercept: (Z^T W Z + P) theta = Z^T W y
+
+def _weighted_ridge(
+    masks: torch.Tensor, weights: torch.Tensor, outputs: torch.Tensor, alpha: float
+) -> torch.Tensor:
+    """The coefficients (n, F) of one weighted ridge regression per image of the outputs on
+    the masks, with an unpenalised intercept: (Z^T W Z + P) theta = Z^T W y (module doc)."""
+    n, n_samples, n_features = masks.shape
+    m = masks.double()
     z = torch.cat([m, torch.ones(n, n_samples, 1, dtype=torch.float64, device=m.device)], 2)
     zw = z * weights.unsqueeze(2)
     gram = zw.transpose(1, 2) @ z
     diagonal = gram.diagonal(dim1=1, dim2=2)
     diagonal[:, :n_features] += alpha
     rhs = zw.transpose(1, 2) @ outputs.double().reshape(n, n_samples, 1)
-    coefs = torch.linalg.solve(gram, rhs)[:, :n_features, 0]  # (n, F)
-    return coefs.gather(1, index).float().reshape(n, *shape)
+    return torch.linalg.solve(gram, rhs)[:, :n_features, 0]
 
 
 def captum_lime_attributions(
@@ -262,6 +291,7 @@ def captum_lime_attributions(
     pre-drawn `masks` rows in order for each image), captum's default similarity kernel at
     `kernel_width` and captum's SkLearnRidge(alpha=alpha) as the interpretable model. Explains
     one image at a time as captum does. Returns (n,C,H,W)."""
+    # captum is slow to import, and only this reference needs it
     from captum._utils.models.linear_model import SkLearnRidge
     from captum.attr import Lime
     from captum.attr._core.lime import get_exp_kernel_similarity_function

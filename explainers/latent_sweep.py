@@ -78,7 +78,7 @@ def top_share(effects: torch.Tensor, fraction: float = 0.1) -> float:
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     """Spearman's rank correlation (average ranks for ties); 0 when either side is constant."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # slow to import: only when used
 
     ra = torch.as_tensor(rankdata(a.double().numpy()))
     rb = torch.as_tensor(rankdata(b.double().numpy()))
@@ -94,6 +94,19 @@ def categorical_coordinates(model) -> list[int]:
         return []
     spec = spec_of()
     return list(range(spec.noise_dim, spec.noise_dim + spec.categories))
+
+
+def sweep_scores(pixel: torch.Tensor, feature: torch.Tensor) -> dict[str, float]:
+    """The declared scores from the swept dimensions' pixel and domain-feature effects."""
+    effective = participation_ratio(feature)
+    return {
+        "sweep_effective_dims": effective,
+        "sweep_effective_fraction": effective / len(feature),
+        "sweep_top_share": top_share(feature),
+        "sweep_pixel_effect": float(pixel.mean()),
+        "sweep_feature_effect": float(feature.mean()),
+        "sweep_rank_agreement": spearman(pixel, feature),
+    }
 
 
 @register_explainer("latent_sweep")
@@ -185,34 +198,11 @@ class LatentSweepExplainer(Evaluator):
         dims = [d for d in range(latent_dim) if d not in set(skipped)]
         if not dims:
             raise ValueError("latent_sweep: no latent coordinate left to sweep")
-
-        pixel, pixel_rms, feature = [], [], []
-        for d in dims:
-            x = self.sweep_images(ctx, z, d)  # (n, steps, C, H, W)
-            diff = (x[:, 1:] - x[:, :-1]).flatten(2)  # (n, steps-1, pixels)
-            pixel.append(float(diff.abs().mean()) / step)
-            pixel_rms.append(float(diff.square().mean(2).sqrt().mean()) / step)
-            flat = x.flatten(0, 1)
-            f = torch.cat(
-                [
-                    net.features(flat[i : i + p["batch_size"]].to(ctx.device))
-                    for i in range(0, len(flat), p["batch_size"])
-                ]
-            ).reshape(len(z), p["steps"], -1)
-            feature.append(float((f[:, 1:] - f[:, :-1]).norm(dim=2).mean()) / step)
-
+        pixel, pixel_rms, feature = self.effects(ctx, net, z, dims, step)
         e_pix, e_feat = torch.tensor(pixel), torch.tensor(feature)
         order = e_feat.argsort(descending=True, stable=True)
         ranking = [dims[i] for i in order.tolist()]
-        effective = participation_ratio(e_feat)
-        scores = {
-            "sweep_effective_dims": effective,
-            "sweep_effective_fraction": effective / len(dims),
-            "sweep_top_share": top_share(e_feat),
-            "sweep_pixel_effect": float(e_pix.mean()),
-            "sweep_feature_effect": float(e_feat.mean()),
-            "sweep_rank_agreement": spearman(e_pix, e_feat),
-        }
+        scores = sweep_scores(e_pix, e_feat)
         values = torch.linspace(p["low"], p["high"], p["steps"]).tolist()
         report = {
             "latent_dim": latent_dim,
@@ -247,6 +237,30 @@ class LatentSweepExplainer(Evaluator):
             rows = [self.sweep_images(ctx, z[:1], d)[0].cpu() for d in top]
             self.figure(ctx, rows, top, effect, values)
         return scores
+
+    @torch.no_grad()
+    def effects(
+        self, ctx: EvalContext, net, z: torch.Tensor, dims: list[int], step: float
+    ) -> tuple[list[float], list[float], list[float]]:
+        """Per swept dimension, averaged over the base latents and consecutive sweep values,
+        per unit step: the mean absolute and the RMS change per pixel, and the L2 change of
+        the domain network's features."""
+        p = self.params
+        pixel, pixel_rms, feature = [], [], []
+        for d in dims:
+            x = self.sweep_images(ctx, z, d)  # (n, steps, C, H, W)
+            diff = (x[:, 1:] - x[:, :-1]).flatten(2)  # (n, steps-1, pixels)
+            pixel.append(float(diff.abs().mean()) / step)
+            pixel_rms.append(float(diff.square().mean(2).sqrt().mean()) / step)
+            flat = x.flatten(0, 1)
+            f = torch.cat(
+                [
+                    net.features(flat[i : i + p["batch_size"]].to(ctx.device))
+                    for i in range(0, len(flat), p["batch_size"])
+                ]
+            ).reshape(len(z), p["steps"], -1)
+            feature.append(float((f[:, 1:] - f[:, :-1]).norm(dim=2).mean()) / step)
+        return pixel, pixel_rms, feature
 
     def figure(
         self,

@@ -1,8 +1,9 @@
-"""Helpers shared by the two-sample metrics (c2st, mmd)."""
+"""Helpers shared by the two-sample metrics (c2st, mmd, the neighbour metrics)."""
 
 from __future__ import annotations
 
 import torch
+from scipy.stats import binomtest
 
 from ganbench.core.evaluator import EvalContext
 
@@ -22,3 +23,12 @@ def paired_features(ctx: EvalContext, space: str, n: int) -> tuple[torch.Tensor,
     fake = ctx.features(space, "fake", len(real))
     n_used = min(len(real), len(fake))
     return real[:n_used], fake[:n_used]
+
+
+def chance_test(correct: int, total: int) -> tuple[float, float, float]:
+    """The exact binomial test of a classifier's held-out accuracy against chance (1/2): the
+    one-sided p-value and the 95% Clopper-Pearson interval (low, high) of the accuracy."""
+    # The interval must come from a two-sided test: proportion_ci follows the test's alternative.
+    ci = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="exact")
+    p_value = binomtest(correct, total, p=0.5, alternative="greater").pvalue
+    return float(p_value), float(ci.low), float(ci.high)

@@ -43,16 +43,22 @@ import copy
 import math
 
 import torch
-from scipy.stats import binomtest
 from torch import nn
 
 from ganbench.core.errors import ConfigError
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.nets import DCGANDiscriminator, dcgan_init
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import EXACT, TESTS, VERY_NOISY, Score
+from ganbench.core.scores import (
+    TESTS,
+    VERY_NOISY,
+    Score,
+    count_score,
+    interval_scores,
+    p_value_score,
+)
 
-from ._stats import paired_samples
+from ._stats import chance_test, paired_samples
 
 LN2 = math.log(2.0)
 
@@ -172,30 +178,35 @@ def c2st(
             batch_size=batch_size,
             lr=lr,
         )
+    return _held_out_scores(classifier, images, labels, test) | {
+        "c2st_epoch": float(epoch),
+        "c2st_n": float(n),
+        "c2st_n_test": float(len(test)),
+    }
+
+
+def _held_out_scores(
+    classifier: nn.Module | None, images: torch.Tensor, labels: torch.Tensor, test: torch.Tensor
+) -> dict[str, float]:
+    """The kept classifier (None: the constant p = 1/2) scored on the test half: the log-loss
+    JSD bound and its standard error, the accuracy, its binomial p-value and interval."""
     with torch.no_grad():
         if classifier is None:
-            logits = torch.zeros(len(test), dtype=torch.float64, device=device)
+            logits = torch.zeros(len(test), dtype=torch.float64, device=images.device)
         else:
             logits = torch.cat([classifier(images[b]) for b in test.split(256)]).double()
     truth = labels[test].double()
     n_test = len(test)
     n_correct = int(((logits > 0).double() == truth).sum())
     losses = nn.functional.binary_cross_entropy_with_logits(logits, truth, reduction="none")
-    jsd = 1.0 - float(losses.mean()) / LN2
-    stderr = float(losses.std()) / math.sqrt(n_test) / LN2
-    # The interval must come from a two-sided test: proportion_ci follows the test's alternative.
-    ci = binomtest(n_correct, n_test).proportion_ci(confidence_level=0.95, method="exact")
-    p_value = binomtest(n_correct, n_test, p=0.5, alternative="greater").pvalue
+    p_value, ci_low, ci_high = chance_test(n_correct, n_test)
     return {
-        "c2st_jsd": jsd,
-        "c2st_jsd_stderr": stderr,
+        "c2st_jsd": 1.0 - float(losses.mean()) / LN2,
+        "c2st_jsd_stderr": float(losses.std()) / math.sqrt(n_test) / LN2,
         "c2st_accuracy": n_correct / n_test,
-        "c2st_p_value": float(p_value),
-        "c2st_ci_low": float(ci.low),
-        "c2st_ci_high": float(ci.high),
-        "c2st_epoch": float(epoch),
-        "c2st_n": float(n),
-        "c2st_n_test": float(n_test),
+        "c2st_p_value": p_value,
+        "c2st_ci_low": ci_low,
+        "c2st_ci_high": ci_high,
     }
 
 
@@ -239,23 +250,11 @@ class C2ST(Evaluator):
             "(saturates: ranked by c2st_jsd)",
             ideal=0.5,
         ),
-        Score(
+        p_value_score(
             "c2st_p_value",
-            "none",
             "one-sided exact binomial p-value of H0: held-out accuracy is chance (1/2)",
         ),
-        Score(
-            "c2st_ci_low",
-            "none",
-            "lower end of the 95% Clopper-Pearson interval of the held-out accuracy",
-            primary=False,
-        ),
-        Score(
-            "c2st_ci_high",
-            "none",
-            "upper end of the 95% Clopper-Pearson interval of the held-out accuracy",
-            primary=False,
-        ),
+        *interval_scores("c2st", of="the held-out accuracy"),
         Score(
             "c2st_epoch",
             "none",
@@ -263,20 +262,8 @@ class C2ST(Evaluator):
             primary=False,
             tolerance=VERY_NOISY,
         ),
-        Score(
-            "c2st_n",
-            "none",
-            "images per side used (real and generated)",
-            primary=False,
-            tolerance=EXACT,
-        ),
-        Score(
-            "c2st_n_test",
-            "none",
-            "held-out images the accuracy is measured on",
-            primary=False,
-            tolerance=EXACT,
-        ),
+        count_score("c2st_n", "images per side used (real and generated)"),
+        count_score("c2st_n_test", "held-out images the accuracy is measured on"),
     )
 
     def __init__(self, **params) -> None:

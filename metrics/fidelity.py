@@ -15,6 +15,8 @@ itself. The real-data reference (no model) compares two disjoint real splits as 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -22,7 +24,7 @@ from torch.utils.data import Dataset
 from ganbench.core.errors import GanbenchError
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import DISTANCES, EXACT, FIDELITY, NOISY, Score
+from ganbench.core.scores import DISTANCES, FIDELITY, NOISY, Score, count_score
 
 from ._stats import paired_samples
 
@@ -66,7 +68,7 @@ class GeneratorForFidelity(nn.Module):
 
 def fidelity_generator(model, transform=None):
     """torch-fidelity's ``GenerativeModelModuleWrapper`` around an architecture."""
-    from torch_fidelity import GenerativeModelModuleWrapper
+    from torch_fidelity import GenerativeModelModuleWrapper  # slow to import: only when used
 
     return GenerativeModelModuleWrapper(
         GeneratorForFidelity(model, transform), model.latent_dim, "normal", 0, make_eval=False
@@ -83,6 +85,47 @@ def fidelity_inputs(generated, n_real: int, transform=None) -> tuple[int, dict]:
         "input1": fidelity_generator(generated, transform),
         "input1_model_num_samples": n_real,
     }
+
+
+def kid_subset(kid_subset_size: int, n: int) -> int:
+    """KID's subset size for n images per side: at most half of them, so that the subsets
+    differ (at least 2)."""
+    return min(kid_subset_size, max(2, n // 2))
+
+
+def calculate_metrics(
+    generated,
+    real: torch.Tensor,
+    *,
+    transform=None,
+    kid_subset_size: int,
+    kid_subsets: int,
+    batch_size: int,
+    seed: int,
+    cuda: bool,
+    **metrics: Any,
+) -> dict[str, Any]:
+    """torch-fidelity's ``calculate_metrics`` as ``fidelity`` and ``fid_inception`` call it:
+    ``generated`` (images in [-1, 1], or an architecture that torch-fidelity samples
+    ``len(real)`` images from) against ``real``, both through ``transform``; KID subsets of
+    :func:`kid_subset`; seeded by ``seed``; nothing cached, no worker processes, no output.
+    ``metrics``: which metrics, in which features, with their own settings."""
+    import torch_fidelity  # slow to import: only when used
+
+    n, first = fidelity_inputs(generated, len(real), transform)
+    return torch_fidelity.calculate_metrics(
+        **first,
+        input2=_Uint8Images(transform(real) if transform else real),
+        kid_subset_size=kid_subset(kid_subset_size, n),
+        kid_subsets=kid_subsets,
+        batch_size=batch_size,
+        rng_seed=seed,
+        cuda=cuda,
+        cache=False,
+        save_cpu_ram=True,  # no DataLoader worker processes
+        verbose=False,
+        **metrics,
+    )
 
 
 def fidelity_metrics(
@@ -102,29 +145,22 @@ def fidelity_metrics(
     ``generated``: a tensor of images in [-1, 1], or an architecture, which torch-fidelity
     samples ``len(real)`` images from through :func:`fidelity_generator` (latents drawn from
     its ``rng_seed``)."""
-    import torch_fidelity
-
-    name = register_with_torch_fidelity()
-    n, first = fidelity_inputs(generated, len(real))
-    out = torch_fidelity.calculate_metrics(
-        **first,
-        input2=_Uint8Images(real),
+    out = calculate_metrics(
+        generated,
+        real,
+        kid_subset_size=kid_subset_size,
+        kid_subsets=kid_subsets,
+        batch_size=batch_size,
+        seed=seed,
+        cuda=cuda,
         isc=True,
         fid=True,
         kid=True,
         prc=True,
-        feature_extractor=name,
+        feature_extractor=register_with_torch_fidelity(),
         ganbench_domain_network=network,
-        kid_subset_size=min(kid_subset_size, max(2, n // 2)),  # subsets that differ
-        kid_subsets=kid_subsets,
         prc_neighborhood=prc_neighborhood,
         isc_splits=1,
-        batch_size=batch_size,
-        rng_seed=seed,
-        cuda=cuda,
-        cache=False,
-        save_cpu_ram=True,  # no DataLoader worker processes
-        verbose=False,
     )
     return {
         "fid": out["frechet_inception_distance"],
@@ -193,7 +229,7 @@ class Fidelity(Evaluator):
             primary=False,
             tolerance=NOISY,
         ),
-        Score("fidelity_n", "none", "images per side used", primary=False, tolerance=EXACT),
+        count_score("fidelity_n"),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
@@ -228,6 +264,7 @@ def register_with_torch_fidelity() -> str:
     ``features`` (the penultimate embedding: FID, KID, precision/recall) and ``logits``
     (the class head: the Inception Score computed with the domain classifier).
     """
+    # torch-fidelity is slow to import: only when used
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 

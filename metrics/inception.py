@@ -39,10 +39,10 @@ import torch
 from ganbench.core.errors import ConfigError, NotApplicable
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import DISTANCES, EXACT, Score
+from ganbench.core.scores import DISTANCES, Score, count_score
 
 from ._stats import paired_samples
-from .fidelity import _Uint8Images, fidelity_inputs
+from .fidelity import calculate_metrics, kid_subset
 
 EXTRACTOR = "inception-v3-compat"
 PUBLISHED_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -135,28 +135,23 @@ def inception_metrics(
     """torch-fidelity's FID and KID in Inception-v3 features, the network read from ``weights``.
 
     ``generated``: images in [-1, 1], or an architecture that torch-fidelity samples from."""
-    import torch_fidelity
-
-    n, first = fidelity_inputs(generated, len(real), _rgb)
     try:
-        out = torch_fidelity.calculate_metrics(
-            **first,
-            input2=_Uint8Images(_rgb(real)),
+        out = calculate_metrics(
+            generated,
+            real,
+            transform=_rgb,
+            kid_subset_size=kid_subset_size,
+            kid_subsets=kid_subsets,
+            batch_size=batch_size,
+            seed=seed,
+            cuda=cuda,
             fid=True,
             kid=True,
             feature_extractor=EXTRACTOR,
             feature_extractor_weights_path=str(weights),  # never None: None downloads
             feature_layer_fid=feature_layer,
             feature_layer_kid=feature_layer,
-            kid_subset_size=min(kid_subset_size, max(2, n // 2)),  # subsets that differ
-            kid_subsets=kid_subsets,
-            batch_size=batch_size,
-            rng_seed=seed,
-            cuda=cuda,
-            cache=False,
             datasets_download=False,
-            save_cpu_ram=True,  # no DataLoader worker processes
-            verbose=False,
         )
     except RuntimeError as exc:
         lines = str(exc).strip().splitlines()
@@ -205,7 +200,7 @@ class InceptionFID(Evaluator):
             "Inception-v3 features, mean over random subsets (torch-fidelity)",
             ideal=0.0,
         ),
-        Score("fid_inception_n", "none", "images per side used", primary=False, tolerance=EXACT),
+        count_score("fid_inception_n"),
     )
 
     @classmethod
@@ -254,7 +249,7 @@ class InceptionFID(Evaluator):
             "weights_sha256": file_sha256(weights),
             "feature_layer": p["feature_layer"],
             "n": len(reals),
-            "kid_subset_size": min(p["kid_subset_size"], max(2, len(reals) // 2)),
+            "kid_subset_size": kid_subset(p["kid_subset_size"], len(reals)),
             **scores,
         }
         ctx.artifact_dir.mkdir(parents=True, exist_ok=True)

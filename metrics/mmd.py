@@ -15,9 +15,10 @@ import torch
 
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import DISTANCES, EXACT, NOISY, Score
+from ganbench.core.scores import DISTANCES, NOISY, Score, count_score, p_value_score
 
 from ._stats import paired_features
+from .neighbours import standardised_domain_features
 
 # Bound on (permutations per chunk) x (pooled size): 2**22 float64 entries, 32 MiB a buffer.
 PERMUTATION_CHUNK_ELEMENTS = 2**22
@@ -123,9 +124,8 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             ideal=0.0,
             tolerance=NOISY,
         ),
-        Score(
+        p_value_score(
             f"{name}_p_value",
-            "none",
             f"permutation-test p-value of H0: real and generated {space} share one distribution",
         ),
         Score(
@@ -137,9 +137,8 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             primary=False,
             tolerance=NOISY,
         ),
-        Score(
+        p_value_score(
             f"{name}_multi_p_value",
-            "none",
             "permutation-test p-value of the multi-bandwidth MMD²",
             primary=False,
         ),
@@ -149,7 +148,7 @@ def _mmd_scores(name: str, space: str, what: str) -> tuple[Score, ...]:
             f"Gaussian kernel bandwidth σ: median pairwise distance of the pooled {what}",
             primary=False,
         ),
-        Score(f"{name}_n", "none", f"{what} per side used", primary=False, tolerance=EXACT),
+        count_score(f"{name}_n", f"{what} per side used"),
     )
 
 
@@ -201,7 +200,5 @@ class DomainMMD(MMD):
     scores = _mmd_scores("mmd_domain", "standardised domain-network features", "samples")
 
     def samples(self, ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
-        from .neighbours import standardised_domain_features
-
         real, fake, _ = standardised_domain_features(ctx, self.params["n"])
         return real, fake

@@ -36,13 +36,20 @@ mean and standard deviation, so that no one feature dominates the distances.
 from __future__ import annotations
 
 import torch
-from scipy.stats import binomtest
 
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import EXACT, MEMORISATION, NOISY, TESTS, Score
+from ganbench.core.scores import (
+    MEMORISATION,
+    NOISY,
+    TESTS,
+    Score,
+    count_score,
+    interval_scores,
+    p_value_score,
+)
 
-from ._stats import paired_features
+from ._stats import chance_test, paired_features
 
 # a held-out row whose nearest training row is this close, relative to the mean such distance,
 # is a copy of it (left out of the memorisation reference)
@@ -80,13 +87,12 @@ def knn_c2st(
     predicted = torch.where(votes * 2 == k, train_y[nearest[:, 0]], (votes * 2 > k).double())
     correct = int((predicted == test_y).sum())
     total = len(test_y)
-    test_result = binomtest(correct, total)
-    ci = test_result.proportion_ci(confidence_level=0.95, method="exact")
+    p_value, ci_low, ci_high = chance_test(correct, total)
     return {
         "knn_c2st_accuracy": correct / total,
-        "knn_c2st_p_value": float(binomtest(correct, total, p=0.5, alternative="greater").pvalue),
-        "knn_c2st_ci_low": float(ci.low),
-        "knn_c2st_ci_high": float(ci.high),
+        "knn_c2st_p_value": p_value,
+        "knn_c2st_ci_low": ci_low,
+        "knn_c2st_ci_high": ci_high,
         "knn_c2st_k": float(k),
         "knn_c2st_n": float(n),
     }
@@ -185,23 +191,12 @@ class KnnC2ST(_FeatureMetric):
             "domain features; 0.5 = indistinguishable",
             ideal=0.5,
         ),
-        Score(
-            "knn_c2st_p_value", "none", "one-sided exact binomial p-value of H0: accuracy is 1/2"
+        p_value_score(
+            "knn_c2st_p_value", "one-sided exact binomial p-value of H0: accuracy is 1/2"
         ),
-        Score(
-            "knn_c2st_ci_low",
-            "none",
-            "lower end of the 95% Clopper-Pearson interval",
-            primary=False,
-        ),
-        Score(
-            "knn_c2st_ci_high",
-            "none",
-            "upper end of the 95% Clopper-Pearson interval",
-            primary=False,
-        ),
-        Score("knn_c2st_k", "none", "neighbours voting", primary=False, tolerance=EXACT),
-        Score("knn_c2st_n", "none", "images per side used", primary=False, tolerance=EXACT),
+        *interval_scores("knn_c2st"),
+        count_score("knn_c2st_k", "neighbours voting"),
+        count_score("knn_c2st_n"),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
@@ -237,13 +232,12 @@ class OneNN(_FeatureMetric):
             "the same over the generated points alone (below 0.5: generated points sit on real "
             "ones, as copies would)",
         ),
-        Score(
+        p_value_score(
             "one_nn_p_value",
-            "none",
             "permutation p-value of H0: real and generated are exchangeable (the share of random "
             "relabellings of the pooled points whose 1-NN accuracy reaches the observed one)",
         ),
-        Score("one_nn_n", "none", "images per side used", primary=False, tolerance=EXACT),
+        count_score("one_nn_n"),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
@@ -290,14 +284,11 @@ class Memorisation(_FeatureMetric):
             "median nearest-training distance, held-out real (copies of training images left out)",
             primary=False,
         ),
-        Score(
+        count_score(
             "memorisation_held_out_n",
-            "none",
             "held-out real images compared with (those not copying a training image)",
-            primary=False,
-            tolerance=EXACT,
         ),
-        Score("memorisation_n", "none", "generated images used", primary=False, tolerance=EXACT),
+        count_score("memorisation_n", "generated images used"),
     )
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:

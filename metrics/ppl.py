@@ -69,11 +69,12 @@ import torch
 from ganbench.core.errors import ConfigError, GanbenchError, NotApplicable
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_metric
-from ganbench.core.scores import EXACT, FIDELITY, Score
+from ganbench.core.scores import FIDELITY, Score, count_score
 
 PAIRS_STREAM = 41  # ctx.rng stream of the latent pairs and t (the same for ppl and ppl_w)
 SAMPLING = ("full", "end")
 INTERPOLATION = ("auto", "lerp")
+PAIRS_DRAWN = "latent pairs drawn (the mean is over those between the percentiles)"
 DISTANCE = (
     "squared L2 distance between the dataset's domain-network features (replaces LPIPS, whose "
     "weights are not available offline; not comparable with published PPL)"
@@ -370,13 +371,7 @@ class PerceptualPathLength(_PathLength):
     scores = (
         Score("ppl", "none", _meaning("z")),
         Score("ppl_spread", "none", _spread("z"), ideal=1.0),
-        Score(
-            "ppl_n",
-            "none",
-            "latent pairs drawn (the mean is over those between the percentiles)",
-            primary=False,
-            tolerance=EXACT,
-        ),
+        count_score("ppl_n", PAIRS_DRAWN),
     )
 
 
@@ -389,11 +384,5 @@ class PerceptualPathLengthW(_PathLength):
     scores = (
         Score("ppl_w", "none", _meaning("w")),
         Score("ppl_w_spread", "none", _spread("w"), ideal=1.0),
-        Score(
-            "ppl_w_n",
-            "none",
-            "latent pairs drawn (the mean is over those between the percentiles)",
-            primary=False,
-            tolerance=EXACT,
-        ),
+        count_score("ppl_w_n", PAIRS_DRAWN),
     )

@@ -18,12 +18,8 @@ import torch
 from ganbench.architectures.infogan import CodeSpec
 from ganbench.core.registry import create_dataset, get_architecture, get_explainer
 from ganbench.datasets.domain import heads_for
-from ganbench.explainers.codes import (
-    CodeExplainer,
-    code_information,
-    counts_matrix,
-    matched_accuracy,
-)
+from ganbench.explainers.codes import CodeExplainer
+from ganbench.explainers.codes_matching import code_information, counts_matrix, matched_accuracy
 from tests.conftest import eval_context
 
 K = 10  # categorical code values, as in the paper and the harness

@@ -13,18 +13,16 @@ import torch
 from torch import nn
 
 from ganbench.datasets.domain import Head
-from ganbench.explainers.directions import (
-    DirectionFactorsExplainer,
-    DirectionsExplainer,
-    DirectionsWExplainer,
+from ganbench.explainers.directions import DirectionsExplainer, DirectionsWExplainer
+from ganbench.explainers.directions_factors import DirectionFactorsExplainer
+from ganbench.explainers.directions_latent import random_orthonormal, sefa_directions
+from ganbench.explainers.directions_rca import train_reconstructor
+from ganbench.explainers.directions_recovery import (
     dci,
     explained_shares,
     factor_targets,
     mutual_information_gap,
-    random_orthonormal,
     recovery_summary,
-    sefa_directions,
-    train_reconstructor,
 )
 from tests.conftest import eval_context
 from tests.test_directions import BlobData, BlobReadout, PlantedBlob

@@ -19,10 +19,9 @@ from ganbench.core.registry import (
 )
 from ganbench.datasets.base import DatasetSpec, TensorImages
 from ganbench.datasets.domain import DomainNetwork, Head, heads_for
-from ganbench.explainers.directions import (
-    DirectionFactorsExplainer,
-    DirectionsExplainer,
-    DirectionsWExplainer,
+from ganbench.explainers.directions import DirectionsExplainer, DirectionsWExplainer
+from ganbench.explainers.directions_factors import DirectionFactorsExplainer
+from ganbench.explainers.directions_latent import (
     LinearDeformator,
     OrthoDeformator,
     coordinate_axes,
@@ -30,10 +29,9 @@ from ganbench.explainers.directions import (
     ganspace_directions,
     latent_weight,
     random_orthonormal,
-    sample_shifts,
     sefa_directions,
-    train_reconstructor,
 )
+from ganbench.explainers.directions_rca import sample_shifts, train_reconstructor
 from tests.conftest import eval_context
 
 SIZE = 16  # planted images are SIZE x SIZE, grey

@@ -13,12 +13,8 @@ from ganbench.architectures.infogan import InfoGAN
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
-from ganbench.explainers.codes import (
-    CodeExplainer,
-    code_information,
-    counts_matrix,
-    matched_accuracy,
-)
+from ganbench.explainers.codes import CodeExplainer
+from ganbench.explainers.codes_matching import code_information, counts_matrix, matched_accuracy
 
 GREY32 = DatasetSpec(name="grey32", version="test", image_size=32, channels=1)
 

@@ -119,3 +119,39 @@ class Score:
     @property
     def compared(self) -> bool:
         return self.tolerance is not None
+
+
+# --- declarations that recur across evaluators -------------------------------------------
+def p_value_score(name: str, meaning: str, *, primary: bool = True) -> Score:
+    """A test's p-value: descriptive (direction "none"), at the default tolerance; its name
+    must end in ``p_value``, which is how the board knows to combine it over seeds."""
+    if not name.endswith("p_value"):
+        raise ValueError(f"a p-value's name must end in 'p_value', got {name!r}")
+    return Score(name, "none", meaning, primary=primary)
+
+
+def interval_scores(prefix: str, of: str = "") -> tuple[Score, Score]:
+    """The two ends, ``{prefix}_ci_low`` and ``{prefix}_ci_high``, of a 95% Clopper-Pearson
+    interval (``of``: what it is the interval of, e.g. "the held-out accuracy"), in
+    results.csv only."""
+    where = f" of {of}" if of else ""
+    return (
+        Score(
+            f"{prefix}_ci_low",
+            "none",
+            f"lower end of the 95% Clopper-Pearson interval{where}",
+            primary=False,
+        ),
+        Score(
+            f"{prefix}_ci_high",
+            "none",
+            f"upper end of the 95% Clopper-Pearson interval{where}",
+            primary=False,
+        ),
+    )
+
+
+def count_score(name: str, meaning: str = "images per side used") -> Score:
+    """How many samples (or neighbours, or values) a score was computed from: fixed by the
+    parameters and the data, so compared exactly; in results.csv only."""
+    return Score(name, "none", meaning, primary=False, tolerance=EXACT)
