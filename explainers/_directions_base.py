@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.plots import traversal_figure
 
 from .directions_latent import (
@@ -78,15 +79,23 @@ class DirectionsBase(Evaluator):
     artifact = "directions"
     defaults = BASE_DEFAULTS
 
-    def check_params(self) -> None:
-        """Refuse parameters the training or the scoring cannot work with."""
-        p = self.params
-        if p["steps"] < 1 or p["batch_size"] < 2 or p["eval_samples"] < 1:
-            raise ValueError(f"{self.name}: needs steps >= 1, batch_size >= 2, eval_samples >= 1")
-        if p["directions"] < 0 or not 0 < p["min_shift"] <= p["shift_scale"]:
-            raise ValueError(f"{self.name}: needs directions >= 0 and 0 < min_shift <= shift_scale")
-        if p["pca_samples"] < 2:
-            raise ValueError(f"{self.name}: pca_samples must be >= 2")
+    ranges = {
+        "steps": Range(low=1),
+        "batch_size": Range(low=2),
+        "eval_samples": Range(low=1),
+        "directions": Range(low=0),
+        "pca_samples": Range(low=2),
+    }
+
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        """The declared ranges, and shifts drawn from a non-empty positive interval."""
+        super().check_params(params)
+        if not 0 < params["min_shift"] <= params["shift_scale"]:
+            raise ValueError(
+                f"needs 0 < min_shift <= shift_scale, got {params['min_shift']} and "
+                f"{params['shift_scale']}"
+            )
 
     def setup(self, ctx: EvalContext) -> DirectionsRun:
         """Latent space, K, scale, samples, image channels, the learned deformator."""
@@ -210,7 +219,6 @@ class DirectionsBase(Evaluator):
     ) -> tuple[DirectionsRun, dict[str, dict[str, Any]], dict[str, Any]]:
         """Train and score the learned directions and the four baselines: the run, each arm's
         :func:`reconstruction_accuracy` and the JSON report."""
-        self.check_params()
         run = self.setup(ctx)
         base, info = self.baselines(ctx, run)
         recs, log = self.train(ctx, run, {"learned": run.deformator, **base})

@@ -164,7 +164,6 @@ class DirectionFactorsExplainer(DirectionsBase):
     artifact = "directions-factors"
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
-        self.check_params()
         p = self.params
         if p["n_align"] < 8 or p["bins"] < 2:
             raise ValueError("directions_factors: needs n_align >= 8 and bins >= 2")
