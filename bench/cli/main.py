@@ -80,8 +80,9 @@ def _matrix_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ganbench.run.runner import describe, run_matrix
+    from ganbench.run.runner import run_matrix
     from ganbench.run.store import Store
+    from ganbench.run.trials import describe
 
     cfg, plugins = _matrix_from_args(args)
     # --address joins a Ray cluster, so it implies --executor ray
@@ -134,9 +135,9 @@ def _dry_run(args: argparse.Namespace, cfg) -> int:
 
     from tabulate import tabulate
 
+    from ganbench.run.dry_run import dry_run, dry_run_totals
     from ganbench.run.estimate import duration
-    from ganbench.run.execute import resolve_device
-    from ganbench.run.runner import dry_run, dry_run_totals
+    from ganbench.run.numerics import resolve_device
     from ganbench.run.store import Store
 
     device = resolve_device(cfg.device if args.device == "auto" else args.device).type

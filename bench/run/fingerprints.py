@@ -209,7 +209,8 @@ def small_architecture(name: str, spec: DatasetSpec, seed: int = 0):
 # --- the fingerprint of each family -------------------------------------------------------
 def harness_values() -> dict[str, Any]:
     """The training loop's batches and the sample streams of EvalContext (SCHEMA_VERSION)."""
-    from ganbench.run.execute import seed_everything, train_model
+    from ganbench.run.numerics import seed_everything
+    from ganbench.run.train_loop import train_model
 
     class Probe:
         """Records the batches the harness hands a training step."""
@@ -352,7 +353,8 @@ def architecture_values(name: str) -> dict[str, Any]:
 
 
 def _architecture_values(name: str) -> dict[str, Any]:
-    from ganbench.run.execute import seed_everything, train_model
+    from ganbench.run.numerics import seed_everything
+    from ganbench.run.train_loop import train_model
 
     seed_everything(0)
     arch = small_architecture(name, GREY32)
@@ -514,7 +516,8 @@ def evaluator_values(name: str) -> dict[str, Any]:
 
 
 def _evaluator_values(name: str) -> dict[str, Any]:
-    from ganbench.run.execute import seed_everything, train_model
+    from ganbench.run.numerics import seed_everything
+    from ganbench.run.train_loop import train_model
 
     arch_name, dataset = evaluator_setup(name)
     reg = METRICS if name in METRICS else EXPLAINERS
