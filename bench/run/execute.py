@@ -14,9 +14,12 @@ from ganbench.core.errors import GanbenchError, NotApplicable
 from ganbench.core.plugins import load_plugin_file
 from ganbench.run.environment import environment, source_provenance
 from ganbench.run.kinds import KINDS
-from ganbench.run.layout import artifact_dir
+from ganbench.run.layout import SAMPLE_GRID, artifact_dir  # noqa: F401 (SAMPLE_GRID: see below)
 from ganbench.run.numerics import prepare_cpu
 from ganbench.run.trials import Trial
+
+# Until the merge of issue 34's board split, bench/board/leaderboard.py imports SAMPLE_GRID from
+# here (its owner is ganbench.run.layout); drop it from the import above with the board's line.
 
 
 def trial_payload(

@@ -16,8 +16,14 @@ from ganbench.core.evaluator import evaluator_family
 from ganbench.core.registry import evaluator_registry, get_architecture, get_dataset
 from ganbench.run.config import MatrixConfig
 from ganbench.run.domain import domain_ref, pinned_network
+from ganbench.run.evaluate import evaluate_config  # noqa: F401 (see below)
 from ganbench.run.keys import SCHEMA_VERSION, canonical_json, part_of, trial_key
 from ganbench.run.kinds import Domain, Evaluate, Train
+from ganbench.run.train import train_config  # noqa: F401 (see below)
+
+# Until the merge of issue 34's board split, bench/board/submission.py imports evaluate_config
+# and train_config from here (their owners are ganbench.run.evaluate and ganbench.run.train);
+# drop both imports with the board's line.
 
 __all__ = [
     "SCHEMA_VERSION",
