@@ -60,7 +60,7 @@ def tiny_config(tmp_path: Path):
 @pytest.fixture(autouse=True, scope="session")
 def _flush_denormals():
     """As the harness does for every trial: denormals make CPU training ~70x slower."""
-    from ganbench.run.execute import prepare_cpu
+    from ganbench.run.numerics import prepare_cpu
 
     prepare_cpu()
 

@@ -183,7 +183,7 @@ STORE = Path(__file__).resolve().parents[1] / "runs" / "ganbench.sqlite"
 
 
 def smoke_model(architecture: str, dataset: str, seed: int):
-    from ganbench.run.execute import load_trained
+    from ganbench.run.evaluate import load_trained
 
     if not STORE.exists():
         pytest.skip("no local smoke store")

@@ -241,7 +241,7 @@ def test_a_dataset_and_an_architecture_on_a_dataset_can_have_their_own_budget(ti
 
 
 def test_a_variant_is_an_architecture_of_its_own_built_by_the_registered_one(tiny_config):
-    from ganbench.run.execute import build
+    from ganbench.run.train import build
     from ganbench.run.trials import expand
 
     path = tiny_config(

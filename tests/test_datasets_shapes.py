@@ -12,7 +12,8 @@ from scipy.stats import chi2_contingency
 from ganbench.core.errors import ConfigError
 from ganbench.core.registry import create_dataset, get_dataset
 from ganbench.datasets.shapes import BACKGROUNDS, COLOURS, CONCEPTS, SHAPES, render_shapes
-from ganbench.run.trials import train_config, trial_key
+from ganbench.run.train import train_config
+from ganbench.run.trials import trial_key
 
 N_SHAPES = len(SHAPES)
 COLOUR_CHANNELS = slice(1 + N_SHAPES, 1 + N_SHAPES + len(COLOURS))

@@ -39,7 +39,7 @@ from ganbench.core.registry import (
 )
 from ganbench.run import fingerprint_inputs
 from ganbench.run.domain import pinned_network
-from ganbench.run.execute import numerics, seed_everything
+from ganbench.run.numerics import numerics, seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -122,7 +122,7 @@ def evaluator_params(tmp_path_factory):
 @pytest.fixture(scope="module")
 def feature_dirs(tmp_path_factory):
     """One feature cache per set of samples (a source on a dataset), shared by the evaluators
-    that score it as the runner shares one (``execute.feature_cache_dir``): every case builds
+    that score it as the runner shares one (``evaluate.feature_cache_dir``): every case builds
     its untrained model from the same seed, so the cached features are those it would extract."""
     made: dict[tuple[str, str], Path] = {}
 

@@ -210,7 +210,8 @@ def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_pat
     0.14 at 500, 0.17 at 1,000, 0.19 at 1,500. The smoke
     config's width 32 reaches 0.91 at 500 steps. The bound below leaves room for CPU
     rounding differences between machines."""
-    from ganbench.run.execute import _batches, seed_everything
+    from ganbench.run.numerics import seed_everything
+    from ganbench.run.train_loop import _batches
 
     seed_everything(0)
     dataset = create_dataset("digits", image_size=32)

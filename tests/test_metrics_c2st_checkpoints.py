@@ -154,12 +154,14 @@ def smoke_train_config(architecture: str) -> dict:
 
 def snapshots(config: dict) -> dict[int, object]:
     """Copies of one training at CHECKPOINTS steps, trained as the harness trains (seeded
-    batches of execute._batches, the train config's seed)."""
-    from ganbench.run import execute
+    batches of train_loop._batches, the train config's seed)."""
+    from ganbench.run.numerics import seed_everything
+    from ganbench.run.train import build
+    from ganbench.run.train_loop import _batches
 
-    execute.seed_everything(config["seed"])
-    dataset, arch = execute.build(config)
-    batches = execute._batches(
+    seed_everything(config["seed"])
+    dataset, arch = build(config)
+    batches = _batches(
         dataset.split("train").images,
         config["budget"]["batch_size"],
         torch.Generator().manual_seed(config["seed"]),

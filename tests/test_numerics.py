@@ -14,9 +14,11 @@ from ganbench.core.checkpoint import load_checkpoint
 from ganbench.core.errors import ConfigError, GanbenchError
 from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.run.config_load import load_config
-from ganbench.run.execute import CHECKPOINT, numerics, train_model
+from ganbench.run.layout import CHECKPOINT
+from ganbench.run.numerics import numerics
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
+from ganbench.run.train_loop import train_model
 from ganbench.run.trials import expand
 
 
@@ -165,7 +167,7 @@ def test_evaluations_run_with_tf32_off_whatever_the_global_flags(tmp_path):
     from ganbench.core.evaluator import Evaluator
     from ganbench.core.registry import METRICS
     from ganbench.core.scores import Score
-    from ganbench.run.execute import run_evaluate
+    from ganbench.run.evaluate import run_evaluate
     from tests.conftest import registered
 
     seen: list[tuple[bool, bool]] = []

@@ -19,9 +19,11 @@ from ganbench.core.checkpoint import load_checkpoint
 from ganbench.core.errors import CheckpointError, ConfigError, NonFiniteLossError
 from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.run.config_load import load_config
-from ganbench.run.execute import CHECKPOINT, run_evaluate, train_model
+from ganbench.run.evaluate import run_evaluate
+from ganbench.run.layout import CHECKPOINT
 from ganbench.run.runner import run_matrix
 from ganbench.run.store import Store
+from ganbench.run.train_loop import train_model
 
 GANBENCH = [sys.executable, "-m", "ganbench.cli"]
 
@@ -399,7 +401,7 @@ def _alive(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    from ganbench.run.store import pid_alive
+    from ganbench.run.processes import pid_alive
 
     return pid_alive(pid) and "zombie" not in _proc_state(pid)
 

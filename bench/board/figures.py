@@ -28,7 +28,7 @@ from torchvision.utils import save_image
 from ganbench.board.view import MatrixView
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import create_dataset, evaluator_registry
-from ganbench.run.execute import SAMPLE_GRID
+from ganbench.run.layout import SAMPLE_GRID
 from ganbench.run.trials import CHECKPOINT
 
 FIGURE_COLOURS = 64

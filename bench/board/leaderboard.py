@@ -34,6 +34,7 @@ from ganbench.board.view import REPRODUCTION_NOTE, MatrixView
 from ganbench.core.errors import GanbenchError
 from ganbench.run.config import MatrixConfig
 from ganbench.run.config_load import load_config, shipped_configs
+from ganbench.run.layout import artifacts_root
 
 
 @dataclass
@@ -66,7 +67,7 @@ def render_all(store_path: Path, out: Path, configs: list[str] | None = None) ->
     if not views:
         raise GanbenchError(f"no finished trial in {store_path} belongs to the matrices {configs}")
     refused = _refused(sources, cfgs) + [r for view in views for r in view.refused]
-    artifacts = store_path.parent / "artifacts"
+    artifacts = artifacts_root(store_path)
     sections = [(view, _sections(view, artifacts, out)) for view in views]
     date = time.strftime("%Y-%m-%d", time.gmtime())
     words = {

@@ -19,14 +19,9 @@ from typing import Any
 
 from ganbench.run.bundles import BundleRefused
 from ganbench.run.config import MatrixConfig
-from ganbench.run.trials import (
-    SCHEMA_VERSION,
-    Trial,
-    domain_plan,
-    evaluate_config,
-    train_config,
-    trial_key,
-)
+from ganbench.run.evaluate import evaluate_config
+from ganbench.run.train import train_config
+from ganbench.run.trials import SCHEMA_VERSION, Trial, domain_plan, trial_key
 
 
 @dataclass

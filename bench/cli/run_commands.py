@@ -177,7 +177,8 @@ def _matrix_from_args(args: argparse.Namespace) -> tuple[MatrixConfig, list[str]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ganbench.run.runner import describe, run_matrix
+    from ganbench.run.runner import run_matrix
+    from ganbench.run.trials import describe
 
     cfg, plugins = _matrix_from_args(args)
     # --address joins a Ray cluster, so it implies --executor ray
@@ -223,8 +224,8 @@ def _costs(store):
 def _dry_run(args: argparse.Namespace, cfg: MatrixConfig) -> int:
     """``run --dry-run``: one line per trial with its status and estimated seconds; no store
     is created or changed."""
-    from ganbench.run.execute import resolve_device
-    from ganbench.run.runner import dry_run, dry_run_totals
+    from ganbench.run.dry_run import dry_run, dry_run_totals
+    from ganbench.run.numerics import resolve_device
 
     device = resolve_device(cfg.device if args.device == "auto" else args.device).type
     store = Store(args.store) if Path(args.store).exists() else None

@@ -1,6 +1,6 @@
-"""Domain networks as trials: which network an evaluation reads, and the ``domain`` trial
-that trains one for a dataset that ships none (the network itself, its training and its
-files are ``ganbench.datasets.domain``)."""
+"""The ``domain`` kind: which domain network an evaluation reads, and the trial (its config and
+its body) that trains one for a dataset that ships none (the network itself, its training and
+its files are ``ganbench.datasets.domain``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from ganbench.datasets.domain import (
     train_domain_network,
 )
 from ganbench.run.keys import SCHEMA_VERSION, part_of, trial_key
+from ganbench.run.layout import DEFAULT_ARTIFACTS
+from ganbench.run.numerics import prepare_cpu
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def run_domain(config: dict[str, Any], artifact_dir: Path, progress: bool = Fals
 def domain_network(
     dataset_name: str,
     dataset_params: dict[str, Any] | None = None,
-    cache_root: Path | str = Path("runs") / "artifacts",
+    cache_root: Path | str = DEFAULT_ARTIFACTS,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> DomainNetwork:
@@ -129,7 +131,7 @@ def train_pinned(
     dataset = cls(**(dataset_params or {}))
     params = {**TRAINING_DEFAULTS, **cls.domain_training}
     saved = torch.get_num_threads()
-    torch.set_flush_denormal(True)  # as every trial trains (ganbench.run.execute.prepare_cpu)
+    prepare_cpu()  # as every trial trains
     torch.set_num_threads(threads)
     try:
         net, metrics = train_domain_network(dataset, params, progress)

@@ -7,11 +7,14 @@ trials that exist, in this order:
 
 * train: the same architecture part, dataset part, batch size and device type, scaled by
   steps; else the same architecture and dataset by name, scaled by steps; else the same
-  architecture on any dataset; else :data:`FALLBACK_STEP_S` per step;
+  architecture on any dataset; else ``FALLBACK_STEP_S`` per step;
 * evaluate: the same evaluator part on the same architecture (or reference), dataset and
   device type; else the same evaluator part on that dataset; else the evaluator by name;
-  else :data:`FALLBACK_EVALUATE_S`;
-* domain: a recorded domain trial of the dataset, else :data:`FALLBACK_DOMAIN_S`.
+  else ``FALLBACK_EVALUATE_S``;
+* domain: a recorded domain trial of the dataset, else ``FALLBACK_DOMAIN_S``.
+
+Each kind says what its estimates are looked up by (:mod:`ganbench.run.kinds`: ``cost_keys``,
+``steps``, ``fallback_seconds``); this module keeps the records and does the lookups.
 
 The records are the store's and the maintainers' bundles in ``leaderboard/runs/`` (the
 committed board's timings, when the store is empty).
@@ -28,12 +31,8 @@ from typing import Any
 
 from ganbench.core.errors import GanbenchError
 from ganbench.run.bundles import load_records
-from ganbench.run.keys import canonical_json
+from ganbench.run.kinds import KINDS
 from ganbench.run.trials import Trial
-
-FALLBACK_STEP_S = 0.1
-FALLBACK_EVALUATE_S = 5.0
-FALLBACK_DOMAIN_S = 30.0
 
 
 def _wall(rec: dict[str, Any]) -> float | None:
@@ -45,102 +44,51 @@ def _wall(rec: dict[str, Any]) -> float | None:
     return float(finished - started)
 
 
-def _part(part: dict[str, Any] | None) -> str:
-    """A component part without its version, as an index key (a bump keeps its timings)."""
-    part = part or {}
-    return canonical_json({"name": part.get("name"), "params": part.get("params", {})})
-
-
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _estimate(seen: list[tuple[int | None, float]], steps: int | None) -> float | None:
+    """The median of recorded wall seconds, or for a trial whose cost scales with ``steps``,
+    the median seconds per step times its steps (an untrained control, 0 steps: the median of
+    recorded 0-step trials, which only save, draw the grid and time the throughput)."""
+    if steps is None:
+        return _median([wall for _, wall in seen])
+    if steps == 0:
+        return _median([wall for s, wall in seen if s == 0])
+    rates = [wall / s for s, wall in seen if s > 0]
+    return statistics.median(rates) * steps if rates else None
+
+
 @dataclass
 class History:
-    """Recorded trial costs, indexed for the lookups above."""
+    """Recorded trial costs, (steps, wall seconds) by each cost key of their kind."""
 
-    train: dict[tuple, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
-    evaluate: dict[tuple, list[float]] = field(default_factory=lambda: defaultdict(list))
-    domain: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    seen: dict[tuple, list[tuple[int | None, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def add(self, rec: dict[str, Any]) -> None:
         wall = _wall(rec)
-        config = rec.get("config") or {}
-        if wall is None:
+        kind = KINDS.get(rec.get("kind"))
+        if wall is None or kind is None:
             return
-        if rec.get("kind") == "domain":
-            self.domain[(config.get("dataset") or {}).get("name")].append(wall)
-        elif rec.get("kind") == "train":
-            arch, data = config.get("architecture") or {}, config.get("dataset") or {}
-            steps = int((config.get("budget") or {}).get("steps", 0))
-            batch = (config.get("budget") or {}).get("batch_size")
-            device = config.get("device")
-            for key in (
-                ("exact", _part(arch), _part(data), batch, device),
-                ("names", arch.get("name"), data.get("name"), device),
-                ("arch", arch.get("name")),
-            ):
-                self.train[key].append((steps, wall))
-        elif rec.get("kind") == "evaluate":
-            ev = config.get("evaluator") or {}
-            labels = rec.get("labels") or {}
-            who = (labels.get("architecture"), labels.get("reference"))
-            dataset, device = labels.get("dataset"), config.get("device")
-            for key in (
-                ("exact", _part(ev), who, dataset, device),
-                ("dataset", _part(ev), dataset, device),
-                ("name", ev.get("name")),
-            ):
-                self.evaluate[key].append(wall)
-
-    def train_seconds(self, trial: Trial) -> tuple[float, str]:
-        config = trial.config
-        arch, data = config["architecture"], config["dataset"]
-        steps = int(config["budget"]["steps"])
-        batch, device = config["budget"]["batch_size"], config["device"]
-        for key, how in (
-            (("exact", _part(arch), _part(data), batch, device), "same config"),
-            (("names", arch["name"], data["name"], device), "same architecture and dataset"),
-            (("arch", arch["name"]), "same architecture"),
-        ):
-            seen = self.train.get(key)
-            if not seen:
-                continue
-            if steps == 0:  # an untrained control: save, sample grid, throughput
-                zero = [w for s, w in seen if s == 0]
-                if zero:
-                    return statistics.median(zero), how
-                continue
-            rates = [w / s for s, w in seen if s > 0]
-            if rates:
-                return statistics.median(rates) * steps, how
-        return FALLBACK_STEP_S * max(steps, 10), "no record"
-
-    def evaluate_seconds(self, trial: Trial) -> tuple[float, str]:
-        config, labels = trial.config, trial.labels
-        ev = config["evaluator"]
-        who = (labels.get("architecture"), labels.get("reference"))
-        dataset, device = labels.get("dataset"), config["device"]
-        for key, how in (
-            (("exact", _part(ev), who, dataset, device), "same evaluation"),
-            (("dataset", _part(ev), dataset, device), "same evaluator on the dataset"),
-            (("name", ev["name"]), "same evaluator"),
-        ):
-            found = _median(self.evaluate.get(key, []))
-            if found is not None:
-                return found, how
-        return FALLBACK_EVALUATE_S, "no record"
+        config, labels = rec.get("config") or {}, rec.get("labels") or {}
+        steps = kind.steps(config)
+        for key, _ in kind.cost_keys(config, labels):
+            self.seen[key].append((steps, wall))
 
     def seconds(self, trial: Trial) -> tuple[float, str]:
         """The estimated wall seconds of ``trial`` and what the estimate rests on."""
         if trial.not_applicable:
             return 0.0, "n/a"
-        if trial.kind == "train":
-            return self.train_seconds(trial)
-        if trial.kind == "evaluate":
-            return self.evaluate_seconds(trial)
-        found = _median(self.domain.get(trial.labels.get("dataset"), []))
-        return (found, "same dataset") if found is not None else (FALLBACK_DOMAIN_S, "no record")
+        kind = KINDS[trial.kind]
+        steps = kind.steps(trial.config)
+        for key, how in kind.cost_keys(trial.config, trial.labels):
+            found = _estimate(self.seen.get(key, []), steps)
+            if found is not None:
+                return found, how
+        return kind.fallback_seconds(trial.config), "no record"
 
 
 def history(records: Iterable[dict[str, Any]], bundle_dir: Path | None = None) -> History:

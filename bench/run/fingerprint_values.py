@@ -20,7 +20,6 @@ from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import DATASETS, EXPLAINERS, METRICS
 from ganbench.datasets.base import DatasetSpec, TensorImages
 from ganbench.datasets.domain import PINNED_DIR, load_domain_network, train_domain_network
-from ganbench.run.execute import seed_everything, train_model
 from ganbench.run.fingerprint_inputs import (
     GREY32,
     builtin_dataset,
@@ -31,6 +30,8 @@ from ganbench.run.fingerprint_inputs import (
     random_images,
     small_architecture,
 )
+from ganbench.run.numerics import seed_everything
+from ganbench.run.train_loop import train_model
 
 
 def _stats(prefix: str, x: torch.Tensor) -> dict[str, float]:

@@ -4,6 +4,7 @@ Tasks only run trials and return their results; the driver alone writes the stor
 paths are absolute, so workers on the driver's machine find the store's artifact folders;
 workers on other nodes need the store's folder on a shared filesystem at the same path
 (see docs/scaling.md). Ray is imported lazily: without it, ``--executor ray`` is one clear error.
+A peer of :mod:`ganbench.run.local_executor`, behind the interface of :mod:`ganbench.run.executor`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+
+import torch
 
 from ganbench.core.errors import GanbenchError
 from ganbench.run.config import RayOptions
+from ganbench.run.execute import run_trial
+from ganbench.run.executor import Claim, Job, OnStart, Result
+from ganbench.run.kinds import KINDS
 from ganbench.run.trials import Trial
 
 INSTALL_HINT = "pip install 'ganbench[ray]'"
@@ -27,7 +33,7 @@ POLL_SECONDS = 1.0
 def import_ray() -> Any:
     """The ``ray`` module, or a one-line error saying how to install it."""
     try:
-        import ray
+        import ray  # an optional extra, imported only when Ray runs the trials
     except ImportError:
         raise GanbenchError(
             f"executor 'ray' needs Ray, which is not installed: {INSTALL_HINT}"
@@ -68,10 +74,6 @@ def _remote_parts(ray: Any) -> tuple[Any, Any]:
 
     @ray.remote
     def run_trial_task(key: str, payload: dict, tracker: Any, threads: int) -> dict:
-        import torch
-
-        from ganbench.run.execute import run_trial
-
         ray.get(tracker.begin.remote(key))  # counted before the work, so a retry shows up
         # several tasks share a node's cores: oversubscribed OpenMP threads slow everything down
         torch.set_num_threads(threads)
@@ -101,12 +103,12 @@ def _task_options(payload: dict, options: RayOptions) -> dict[str, Any]:
         "retry_exceptions": False,
     }
     # domain networks always train on the CPU (see run_trial)
-    if payload["device"] == "cuda" and payload["kind"] != "domain":
+    if payload["device"] == "cuda" and not KINDS[payload["kind"]].on_cpu:
         opts["num_gpus"] = options.gpus_per_trial
     return opts
 
 
-def _check_fits(ray: Any, jobs: list[tuple[Trial, dict]], options: RayOptions) -> None:
+def _check_fits(ray: Any, jobs: list[Job], options: RayOptions) -> None:
     """Fail at once, not hang, when no node of the cluster could ever run a task."""
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     need_gpu = any(_task_options(p, options).get("num_gpus") for _, p in jobs)
@@ -138,12 +140,12 @@ def _died(exc: Exception, attempts: int, options: RayOptions) -> dict:
 
 
 def run_in_ray(
-    jobs: list[tuple[Trial, dict]],
+    jobs: list[Job],
     options: RayOptions,
-    on_start: Callable[[Trial, int], None],
+    on_start: OnStart,
     max_in_flight: int | None = None,
     timeout: float | None = None,
-) -> Iterator[tuple[Trial, dict]]:
+) -> Iterator[Result]:
     """One Ray task per trial; yields (trial, result) as tasks finish, like the local executor.
 
     ``on_start`` is called in the driver each time a trial's task starts on a worker (a retry
@@ -156,58 +158,117 @@ def run_in_ray(
         return
     ray = import_ray()
     _check_fits(ray, jobs, options)
-    run_trial_task, tracker_cls = _remote_parts(ray)
-    tracker = tracker_cls.remote()
-    threads = max(1, int(options.num_cpus_per_trial))
+    tasks = _Tasks(ray, options, on_start)
     queue = list(jobs)
-    running: dict[Any, Trial] = {}
-    seen: dict[str, int] = {}
-    began: dict[str, float] = {}  # trial key -> when its current attempt started
-
-    def sync_starts() -> None:
-        for key, count in ray.get(tracker.counts.remote()).items():
-            trial = next((t for t in running.values() if t.key == key), None)
-            while trial is not None and seen.get(key, 0) < count:
-                on_start(trial, os.getpid())
-                seen[key] = seen.get(key, 0) + 1
-                began[key] = time.monotonic()
-
     try:
-        while queue or running:
-            while queue and (max_in_flight is None or len(running) < max_in_flight):
-                trial, payload = queue.pop(0)
-                ref = run_trial_task.options(**_task_options(payload, options)).remote(
-                    trial.key, payload, tracker, threads
-                )
-                running[ref] = trial
-            done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_SECONDS)
-            sync_starts()
-            for ref in done:
-                trial = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # retries used up, node lost, ...
-                    result = _died(exc, seen.get(trial.key, 0), options)
-                if not seen.get(trial.key):  # died before it could report its start
-                    on_start(trial, os.getpid())
-                    seen[trial.key] = 1
-                yield trial, result
-            for ref, trial in list(running.items()):
-                if timeout and time.monotonic() - began.get(trial.key, math.inf) > timeout:
-                    ray.cancel(ref, force=True)
-                    del running[ref]
-                    yield (
-                        trial,
-                        {
-                            "status": "failed",
-                            "error": f"timed out after {timeout:g} s (trial_timeout); its task "
-                            "was cancelled",
-                        },
-                    )
+        while queue or tasks.running:
+            while queue and (max_in_flight is None or len(tasks.running) < max_in_flight):
+                tasks.submit(*queue.pop(0))
+            yield from tasks.ended()
+            yield from tasks.timed_out(timeout)
     finally:  # interrupted, or done: leave no task of this run behind on the cluster
+        tasks.cancel_all()
+
+
+class _Tasks:
+    """The Ray tasks of one :func:`run_in_ray`: those running, and how often each trial's task
+    has started (an attempt tracker actor counts starts on the workers)."""
+
+    def __init__(self, ray: Any, options: RayOptions, on_start: OnStart) -> None:
+        self.ray, self.options, self.on_start = ray, options, on_start
+        self.remote_trial, tracker_cls = _remote_parts(ray)
+        self.tracker = tracker_cls.remote()
+        self.threads = max(1, int(options.num_cpus_per_trial))
+        self.running: dict[Any, Trial] = {}
+        self.seen: dict[str, int] = {}  # trial key -> starts reported to on_start
+        self.began: dict[str, float] = {}  # trial key -> when its current attempt started
+
+    def submit(self, trial: Trial, payload: dict) -> None:
+        ref = self.remote_trial.options(**_task_options(payload, self.options)).remote(
+            trial.key, payload, self.tracker, self.threads
+        )
+        self.running[ref] = trial
+
+    def _sync_starts(self) -> None:
+        """Report to ``on_start`` the attempts that started on the workers since last asked."""
+        for key, count in self.ray.get(self.tracker.counts.remote()).items():
+            trial = next((t for t in self.running.values() if t.key == key), None)
+            while trial is not None and self.seen.get(key, 0) < count:
+                self.on_start(trial, os.getpid())
+                self.seen[key] = self.seen.get(key, 0) + 1
+                self.began[key] = time.monotonic()
+
+    def ended(self) -> Iterator[Result]:
+        """Wait up to :data:`POLL_SECONDS` for a task to end; yields the trials that did."""
+        done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=POLL_SECONDS)
+        self._sync_starts()
+        for ref in done:
+            trial = self.running.pop(ref)
+            try:
+                result = self.ray.get(ref)
+            except self.ray.exceptions.RayError as exc:  # retries used up, node lost, ...
+                result = _died(exc, self.seen.get(trial.key, 0), self.options)
+            if not self.seen.get(trial.key):  # died before it could report its start
+                self.on_start(trial, os.getpid())
+                self.seen[trial.key] = 1
+            yield trial, result
+
+    def timed_out(self, timeout: float | None) -> Iterator[Result]:
+        """Cancel the tasks running past ``timeout`` seconds; yields their trials, failed."""
+        for ref, trial in list(self.running.items()):
+            if timeout and time.monotonic() - self.began.get(trial.key, math.inf) > timeout:
+                self.ray.cancel(ref, force=True)
+                del self.running[ref]
+                yield (
+                    trial,
+                    {
+                        "status": "failed",
+                        "error": f"timed out after {timeout:g} s (trial_timeout); its task "
+                        "was cancelled",
+                    },
+                )
+
+    def cancel_all(self) -> None:
         try:
-            for ref in running:
-                ray.cancel(ref, force=True)
-            ray.kill(tracker)
+            for ref in self.running:
+                self.ray.cancel(ref, force=True)
+            self.ray.kill(self.tracker)
         except Exception:  # the session is already shut down
             pass
+
+
+class RayExecutor:
+    """Trials as Ray tasks (:func:`run_in_ray`), on the cluster at ``address`` or a local one,
+    joined or started when the first trial is ready and left when the executor is."""
+
+    parallel = 1  # trials at once are the cluster's to decide
+    shows_progress = False
+
+    def __init__(
+        self,
+        address: str | None,
+        options: RayOptions,
+        quiet: bool,
+        max_in_flight: int | None,
+        timeout: float | None,
+    ) -> None:
+        self.address, self.options, self.quiet = address, options, quiet
+        self.max_in_flight, self.timeout = max_in_flight, timeout
+        self._cluster = ExitStack()
+        self._up = False
+
+    def run(self, jobs: list[Job], on_start: OnStart, claim: Claim) -> Iterator[Result]:
+        """Claims every job before the first is submitted (Ray starts them when it will)."""
+        claimed = [(trial, payload) for trial, payload in jobs if claim(trial)]
+        if not claimed:
+            return
+        if not self._up:
+            self._cluster.enter_context(ray_cluster(self.address, self.options, self.quiet))
+            self._up = True
+        yield from run_in_ray(claimed, self.options, on_start, self.max_in_flight, self.timeout)
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cluster.close()

@@ -1,4 +1,5 @@
-"""The result store: SQLite in WAL mode, one row per trial; artifacts in a folder beside it.
+"""The result store: SQLite in WAL mode, one row per trial; artifacts in a folder beside it
+(:mod:`ganbench.run.layout`).
 
 Only the driver process writes. A row's status is pending, running, finished, failed
 or n/a; a row left ``running`` by a process that no longer exists is redone on rerun.
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ganbench.core.errors import GanbenchError
+from ganbench.run.layout import artifact_dir, artifacts_root
+from ganbench.run.processes import pid_alive
 
 STATUSES = ("pending", "running", "finished", "failed", "n/a")
 DONE = ("finished", "n/a")
@@ -70,23 +73,13 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Store:
-    """A SQLite result store at ``path``; artifacts live in ``<path's folder>/artifacts/<key>/``."""
+    """A SQLite result store at ``path``; artifacts live beside it (:mod:`ganbench.run.layout`)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.artifacts = self.path.parent / "artifacts"
+        self.artifacts = artifacts_root(self.path)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
@@ -105,7 +98,7 @@ class Store:
         self.db.close()
 
     def artifact_dir(self, key: str) -> Path:
-        return self.artifacts / key
+        return artifact_dir(self.artifacts, key)
 
     def _row(self, row: sqlite3.Row) -> TrialRecord:
         fields = dict(row)

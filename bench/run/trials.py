@@ -10,23 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ganbench.core.evaluator import evaluator_family
 from ganbench.core.registry import evaluator_registry, get_architecture, get_dataset
-from ganbench.run.config import NUMERICS_KEYS, TRAIN_DEFAULTS, MatrixConfig
-from ganbench.run.domain import domain_config, domain_ref, pinned_network
+from ganbench.run.config import MatrixConfig
+from ganbench.run.domain import domain_ref, pinned_network
 from ganbench.run.keys import SCHEMA_VERSION, canonical_json, part_of, trial_key
+from ganbench.run.kinds import Domain, Evaluate, Train
 
 __all__ = [
     "SCHEMA_VERSION",
     "Trial",
     "canonical_json",
+    "describe",
     "domain_weights_of",
-    "evaluate_config",
     "expand",
     "part_of",
-    "train_config",
     "trial_key",
 ]
 
@@ -41,7 +41,7 @@ class Trial:
     """One cell of the matrix: a train or an evaluate trial."""
 
     key: str
-    kind: str  # "domain" | "train" | "evaluate"
+    kind: str  # "domain" | "train" | "evaluate": a key of ganbench.run.kinds.KINDS
     config: dict[str, Any]
     labels: dict[
         str, Any
@@ -59,61 +59,16 @@ class Trial:
         return bool(self.extra.get("provisional"))
 
 
-def train_config(
-    arch: str | dict[str, Any],
-    arch_params: dict,
-    dataset: str,
-    dataset_params: dict,
-    seed: int,
-    steps: int,
-    train: dict[str, Any],
-    device_type: str,
-) -> dict[str, Any]:
-    """A train trial's config. ``arch`` is a registered name, or an architecture part
-    (name, version, params) as a stored config holds it, for checking a submission."""
-    part = part_of(get_architecture(arch), arch_params) if isinstance(arch, str) else arch
-    config = {
-        "schema": SCHEMA_VERSION,
-        "kind": "train",
-        "architecture": part,
-        "dataset": part_of(get_dataset(dataset), dataset_params),
-        "seed": seed,
-        "budget": {"steps": steps, "batch_size": train["batch_size"]},
-        "log_every": train["log_every"],
-        "grid_size": train["grid_size"],
-        "device": device_type,
-    }
-    # the numerics switches enter the key only when set, so that fp32 eager trials keep the
-    # keys they had before the switches existed
-    config.update(
-        {k: train[k] for k in NUMERICS_KEYS if train.get(k, TRAIN_DEFAULTS[k]) != TRAIN_DEFAULTS[k]}
-    )
-    return config
-
-
-def evaluate_config(
-    cfg: MatrixConfig,
-    evaluator: str,
-    source: dict[str, Any],
-    seed: int,
-    device_type: str,
-    domain: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """An evaluate trial's config: ``evaluator`` of the matrix scoring ``source`` (a train key
-    or the real-data reference), with the dataset's domain network (:func:`domain_ref`) when
-    the evaluator reads it."""
-    ev_cls = evaluator_registry(evaluator).get(evaluator)
-    econfig = {
-        "schema": SCHEMA_VERSION,
-        "kind": "evaluate",
-        "source": source,
-        "evaluator": part_of(ev_cls, ev_cls.key_params(cfg.evaluator_params[evaluator])),
-        "seed": seed,
-        "device": device_type,
-    }
-    if "domain" in ev_cls.requires_dataset and domain:
-        econfig["domain"] = domain
-    return econfig
+def describe(trial: Trial) -> str:
+    """One line naming a trial: its kind, architecture (or reference), dataset, seed and
+    evaluator."""
+    lab = trial.labels
+    parts = [lab.get("architecture") or "", lab.get("dataset", ""), f"seed {lab.get('seed')}"]
+    if lab.get("reference") not in (None, "trained"):
+        parts.insert(1, f"({lab['reference']})")
+    if "evaluator" in lab:
+        parts.append(lab["evaluator"])
+    return f"{trial.kind} " + " ".join(p for p in parts if p)
 
 
 def _wants_domain(cfg: MatrixConfig) -> bool:
@@ -141,7 +96,7 @@ def domain_plan(
     pinned = pinned_network(dataset, dparams)
     if pinned is not None:
         return DomainPlan(domain_ref(pinned.sha256), directory=str(pinned.path))
-    dcfg = domain_config(dataset, dparams)
+    dcfg = Domain.config(dataset, dparams)
     key = trial_key(dcfg)
     labels = {"architecture": "domain network", "dataset": dataset, "seed": 0}
     sha = (domain_weights or {}).get(key)
@@ -164,6 +119,15 @@ def domain_weights_of(records: Mapping[str, Any] | list) -> dict[str, str]:
     return out
 
 
+class _Source(NamedTuple):
+    """What an evaluation scores: a train trial's model or the real-data reference."""
+
+    labels: dict[str, Any]
+    train_key: str | None
+    source: dict[str, Any]  # as the evaluation's config holds it
+    capabilities: frozenset[str]
+
+
 def expand(
     cfg: MatrixConfig, device_type: str, domain_weights: Mapping[str, str] | None = None
 ) -> list[Trial]:
@@ -180,79 +144,103 @@ def expand(
     trials: list[Trial] = []
     evaluations: list[Trial] = []
     for dataset in cfg.datasets:
-        dparams = cfg.dataset_params[dataset]
-        features = get_dataset(dataset)(**dparams).spec.features
+        features = get_dataset(dataset)(**cfg.dataset_params[dataset]).spec.features
         plan = domain_plan(cfg, dataset, domain_weights)
         if plan.trial is not None:
             domains.append(plan.trial)
-        domain_extra: dict[str, Any] = {}
-        if plan.trial is not None:
-            domain_extra = {"domain": plan.trial.key, "provisional": plan.provisional}
-        elif plan.directory is not None:
-            domain_extra = {"domain_dir": plan.directory}
-        sources: list[tuple[str, str | None, str | None, dict | None, frozenset[str]]] = []
         for seed in cfg.seeds:
+            sources = []
             for arch in cfg.architectures:
                 if cfg.excluded(arch, dataset) or seed not in cfg.seeds_for(arch):
                     continue
-                arch_cls = get_architecture(cfg.base_architecture(arch))
-                train = cfg.train_for(arch, dataset)
-                variants = [("trained", train["steps"])]
-                if "untrained" in cfg.references:
-                    variants.append(("untrained", 0))
-                if seed == cfg.seeds_for(arch)[0]:
-                    variants += [(CHECKPOINT, s) for s in cfg.checkpoints if s < train["steps"]]
-                for reference, steps in variants:
-                    tcfg = train_config(
-                        cfg.base_architecture(arch),
-                        cfg.architecture_params[arch],
-                        dataset,
-                        dparams,
-                        seed,
-                        steps,
-                        train,
-                        device_type,
-                    )
-                    labels = {
-                        "architecture": arch,
-                        "dataset": dataset,
-                        "seed": seed,
-                        "reference": reference,
-                    }
-                    if reference == CHECKPOINT:
-                        labels["steps"] = steps
-                    t = Trial(trial_key(tcfg), "train", tcfg, labels)
+                capabilities = get_architecture(cfg.base_architecture(arch)).capabilities
+                for t in _train_trials(cfg, arch, dataset, seed, device_type):
                     trials.append(t)
-                    sources.append((labels, t.key, {"train": t.key}, arch_cls.capabilities))
+                    sources.append(_Source(t.labels, t.key, {"train": t.key}, capabilities))
             if "real" in cfg.references:
-                src = {
-                    "real": {"dataset": part_of(get_dataset(dataset), dparams), "split": "train"}
-                }
-                labels = {"architecture": "real data", "dataset": dataset, "seed": seed}
-                sources.append((labels | {"reference": "real"}, None, src, frozenset()))
-            for source_labels, train_key, source, caps in sources:
-                reference = source_labels["reference"]
-                arch = None if reference == "real" else source_labels["architecture"]
-                for ev in cfg.evaluators:
-                    ev_cls = evaluator_registry(ev).get(ev)
-                    if reference == CHECKPOINT and evaluator_family(ev) != "quality":
-                        continue  # partial trainings are scored by the quality metrics only
-                    econfig = evaluate_config(cfg, ev, source, seed, device_type, plan.ref)
-                    extra = dict(domain_extra) if "domain" in econfig else {}
-                    if econfig["evaluator"]["params"] != cfg.evaluator_params[ev]:
-                        extra["evaluator_params"] = cfg.evaluator_params[ev]  # e.g. a local path
-                    who = arch if arch else "the real-data reference"
-                    labels = source_labels | {"evaluator": ev}
-                    evaluations.append(
-                        Trial(
-                            trial_key(econfig),
-                            "evaluate",
-                            econfig,
-                            labels,
-                            depends_on=train_key,
-                            not_applicable=ev_cls.not_applicable_reason(caps, features, who),
-                            extra=extra,
-                        )
-                    )
-            sources.clear()
+                sources.append(_real_source(cfg, dataset, seed))
+            for source in sources:
+                evaluations += _evaluations(cfg, source, seed, device_type, plan, features)
     return domains + trials + evaluations
+
+
+def _train_trials(
+    cfg: MatrixConfig, arch: str, dataset: str, seed: int, device_type: str
+) -> list[Trial]:
+    """The train trials of one architecture, dataset and seed: the trained model, the
+    untrained control when the matrix asks for it, and for the first seed the partial
+    trainings (``checkpoints``)."""
+    train = cfg.train_for(arch, dataset)
+    variants = [("trained", train["steps"])]
+    if "untrained" in cfg.references:
+        variants.append(("untrained", 0))
+    if seed == cfg.seeds_for(arch)[0]:
+        variants += [(CHECKPOINT, s) for s in cfg.checkpoints if s < train["steps"]]
+    out = []
+    for reference, steps in variants:
+        tcfg = Train.config(
+            cfg.base_architecture(arch),
+            cfg.architecture_params[arch],
+            dataset,
+            cfg.dataset_params[dataset],
+            seed,
+            steps,
+            train,
+            device_type,
+        )
+        labels = {"architecture": arch, "dataset": dataset, "seed": seed, "reference": reference}
+        if reference == CHECKPOINT:
+            labels["steps"] = steps
+        out.append(Trial(trial_key(tcfg), "train", tcfg, labels))
+    return out
+
+
+def _real_source(cfg: MatrixConfig, dataset: str, seed: int) -> _Source:
+    part = part_of(get_dataset(dataset), cfg.dataset_params[dataset])
+    labels = {"architecture": "real data", "dataset": dataset, "seed": seed, "reference": "real"}
+    return _Source(labels, None, {"real": {"dataset": part, "split": "train"}}, frozenset())
+
+
+def _evaluations(
+    cfg: MatrixConfig,
+    source: _Source,
+    seed: int,
+    device_type: str,
+    plan: DomainPlan,
+    features: frozenset[str],
+) -> list[Trial]:
+    """The evaluations of one source by every evaluator of the matrix (partial trainings by
+    the quality metrics only), each n/a where its evaluator cannot apply."""
+    reference = source.labels["reference"]
+    who = "the real-data reference" if reference == "real" else source.labels["architecture"]
+    out = []
+    for ev in cfg.evaluators:
+        ev_cls = evaluator_registry(ev).get(ev)
+        if reference == CHECKPOINT and evaluator_family(ev) != "quality":
+            continue  # partial trainings are scored by the quality metrics only
+        econfig = Evaluate.config(cfg, ev, source.source, seed, device_type, plan.ref)
+        extra = _domain_extra(plan) if "domain" in econfig else {}
+        if econfig["evaluator"]["params"] != cfg.evaluator_params[ev]:
+            extra["evaluator_params"] = cfg.evaluator_params[ev]  # e.g. a local path
+        out.append(
+            Trial(
+                trial_key(econfig),
+                "evaluate",
+                econfig,
+                source.labels | {"evaluator": ev},
+                depends_on=source.train_key,
+                not_applicable=ev_cls.not_applicable_reason(source.capabilities, features, who),
+                extra=extra,
+            )
+        )
+    return out
+
+
+def _domain_extra(plan: DomainPlan) -> dict[str, Any]:
+    """How an evaluation that reads the domain network finds it: the domain trial that trains
+    it (and whether the key is provisional), or a pinned network's folder."""
+    if plan.trial is not None:
+        return {"domain": plan.trial.key, "provisional": plan.provisional}
+    if plan.directory is not None:
+        return {"domain_dir": plan.directory}
+    return {}

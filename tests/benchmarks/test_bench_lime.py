@@ -26,7 +26,7 @@ from ganbench.explainers._lime import (
     patch_feature_mask,
     sample_lime_masks,
 )
-from ganbench.run.execute import prepare_cpu
+from ganbench.run.numerics import prepare_cpu
 
 IMAGES = 8
 SAMPLES = 500

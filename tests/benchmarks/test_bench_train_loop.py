@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from ganbench.core.registry import create_architecture, create_dataset
-from ganbench.run.execute import prepare_cpu, synchronize, train_model
+from ganbench.core.timing import synchronize
+from ganbench.run.numerics import prepare_cpu
+from ganbench.run.train_loop import train_model
 
 STEPS = 50
 BATCH = 64
