@@ -53,6 +53,12 @@ _FLAT = {
 OLD_NAMES = {
     f"ganbench.{stage}.{m}": f"ganbench.{m}" for stage, ms in _FLAT.items() for m in ms.split()
 }
+# the modules today's fingerprint code imports that older commits kept elsewhere, newest first
+# (the run stage's split moved them out of run/execute.py, which had been execute.py)
+EARLIER_HOMES = {
+    "ganbench.run.numerics": ("ganbench.run.execute", "ganbench.execute"),
+    "ganbench.run.train_loop": ("ganbench.run.execute", "ganbench.execute"),
+}
 # today's fingerprint code, laid over an older commit's tree at today's paths
 FINGERPRINT_MODULES = (fingerprint_inputs, fingerprint_values, fp)
 
@@ -118,10 +124,20 @@ def _lay_today_over(bench: Path) -> dict[str, str]:
             shutil.copy(REPO / "bench" / "run" / "keys.py", bench / "keys.py")
         today = {m.__name__ for m in FINGERPRINT_MODULES}
         aliases = {new: old for new, old in OLD_NAMES.items() if new not in today}
+    for new, homes in EARLIER_HOMES.items():
+        if not _module_file(bench, new).is_file():
+            home = next((h for h in homes if _module_file(bench, h).is_file()), None)
+            if home is not None:
+                aliases[new] = home
     for module in FINGERPRINT_MODULES:
         source = Path(module.__file__)
         shutil.copy(source, bench / "run" / source.name)
     return aliases
+
+
+def _module_file(bench: Path, module: str) -> Path:
+    """Where ``ganbench.a.b`` lies in a tree whose package folder is ``bench``."""
+    return bench.joinpath(*module.split(".")[1:]).with_suffix(".py")
 
 
 def fingerprints_at(commit: str, components: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
