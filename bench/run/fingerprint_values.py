@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ganbench.core.errors import NotApplicable
+from ganbench.core.evaluation import as_evaluation
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import DATASETS, EXPLAINERS, METRICS
 from ganbench.datasets.base import DatasetSpec, TensorImages
@@ -276,7 +277,7 @@ def _evaluator_values(name: str) -> dict[str, Any]:
             feature_dir=feature_dir(arch_name, dataset),
         )
         try:
-            scores = evaluator.evaluate(ctx)
+            scores = as_evaluation(evaluator.evaluate(ctx)).scores
         except NotApplicable as exc:
             return {"not_applicable": 1.0, "message_length": float(len(str(exc)))}
     # costs (seconds, memory) are measurements of the machine, not numbers the code computes
