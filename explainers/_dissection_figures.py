@@ -4,6 +4,8 @@ on, and images before and after ablating a concept's top units.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
@@ -11,6 +13,9 @@ from ganbench.core.evaluator import EvalContext
 
 from ._dissection_generator import edited, generate, run_with_record
 from ._dissection_stats import Thresholds, on_map, upsample
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def rgb(x: torch.Tensor) -> np.ndarray:
@@ -26,7 +31,7 @@ def unit_figure(
     thresholds: Thresholds,
     summary: dict,
     concepts: list[str],
-) -> None:
+) -> Figure:
     """``dissection.png``: up to eight units of ``layer``, labelled ones first, each over the
     five images where it is most on, its on-region outlined."""
     import matplotlib
@@ -67,8 +72,7 @@ def unit_figure(
         fontsize=8,
     )
     fig.tight_layout()
-    fig.savefig(ctx.artifact_dir / "dissection.png", dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def ablation_figure(
@@ -78,7 +82,7 @@ def ablation_figure(
     top: list[int],
     random_units: list[int],
     concepts: list[str],
-) -> None:
+) -> Figure:
     """``dissection-ablation.png``: six images generated as they are, with the ``top`` units
     of ``concept`` set to 0, and with as many random units set to 0."""
     import matplotlib
@@ -102,5 +106,4 @@ def ablation_figure(
         axes[r, 0].set_ylabel(title, fontsize=7)
     fig.suptitle(f"ablating the units that agree with {concepts[concept]!r}", fontsize=8)
     fig.tight_layout()
-    fig.savefig(ctx.artifact_dir / "dissection-ablation.png", dpi=100)
-    plt.close(fig)
+    return fig

@@ -16,13 +16,18 @@ generator's attention maps for three query points (marked), upsampled to image s
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import VERY_NOISY, Score
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BLOCKS = {"g": "generator", "d": "discriminator"}
 
@@ -53,6 +58,7 @@ class AttentionExplainer(Evaluator):
     version = "1"
     requires = frozenset({"attention"})
     defaults = {"n": 256, "figure_images": 4, "batch_size": 64}
+    figures = ("attention.png",)
     scores = tuple(
         s
         for short, block in BLOCKS.items()
@@ -78,7 +84,7 @@ class AttentionExplainer(Evaluator):
         )
     )
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         model, p = ctx.model, self.params
         g = ctx.rng(20)
         sums = {short: [0.0, 0.0] for short in BLOCKS}
@@ -97,12 +103,13 @@ class AttentionExplainer(Evaluator):
             out[f"attn_entropy_{short}"] = sums[short][0] / done
             out[f"attn_distance_{short}"] = sums[short][1] / done
             out[f"attn_gamma_{short}"] = float(blocks[block].gamma.detach())
-        if p["figure_images"]:
-            self.figure(ctx)
-        return out
+        figures = {"attention": self.figure(ctx)} if p["figure_images"] else {}
+        return Evaluation(out, figures=figures)
 
     @torch.no_grad()
-    def figure(self, ctx: EvalContext) -> None:
+    def figure(self, ctx: EvalContext) -> Figure:
+        """``figure_images`` generated images, each beside the generator's attention maps for
+        three query points."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -145,5 +152,4 @@ class AttentionExplainer(Evaluator):
         bar = fig.colorbar(shown, ax=axes[:, -1].tolist(), fraction=0.046, pad=0.04)
         bar.set_label("attention weight", fontsize=7)
         bar.ax.tick_params(labelsize=6)
-        fig.savefig(ctx.artifact_dir / "attention.png", dpi=100)
-        plt.close(fig)
+        return fig

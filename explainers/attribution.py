@@ -87,15 +87,17 @@ module does (the golden fingerprints catch it).
 
 from __future__ import annotations
 
-import json
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError, NotApplicable
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 
 from . import _lime
@@ -115,6 +117,9 @@ from ._attribution_scores import (
     score_attributions,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 class AttributionExplainer(Evaluator):
     """Base of the captum explainers of D: subclasses implement :meth:`attribute`."""
@@ -124,7 +129,14 @@ class AttributionExplainer(Evaluator):
     explains = "discriminator"  # ranked against the other attribution methods, per D
     requires = frozenset({"layers"})
     defaults = COMMON_DEFAULTS
+    ranges = {
+        "n": Range(low=2),
+        "min_response": Range(low=0, low_open=True),
+        "mask_sigma": Range(low=0),
+        "baseline": Range(choices=("blur", "mean", "zero")),
+    }
     scores = SCORES
+    figures = ("attribution-{name}.png",)
     signed = True  # False: maps are magnitudes (ordered by size, not by s·a)
     deeplift_rules = False  # True: needs each module once and DeepLIFT completeness
 
@@ -140,9 +152,7 @@ class AttributionExplainer(Evaluator):
         if kind == "mean":
             mean = ctx.dataset.split("train").images.mean(0, keepdim=True).to(x.device)
             return mean.expand_as(x).contiguous()
-        if kind == "zero":
-            return torch.zeros_like(x)
-        raise GanbenchError(f"{self.name}: baseline must be blur, mean or zero, got {kind!r}")
+        return torch.zeros_like(x)
 
     def check(self, f: nn.Module, x: torch.Tensor, baseline: torch.Tensor) -> dict:
         """Raise NotApplicable when this explainer's map of ``f`` could not be trusted."""
@@ -171,15 +181,8 @@ class AttributionExplainer(Evaluator):
                 )
         return report
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
-        if p["n"] < 2:
-            raise GanbenchError(f"{self.name}: n must be at least 2, got {p['n']}")
-        if not p["min_response"] > 0 or p["mask_sigma"] < 0:
-            raise GanbenchError(
-                f"{self.name}: min_response must be > 0 and mask_sigma >= 0, got "
-                f"{p['min_response']} and {p['mask_sigma']}"
-            )
         f = Logit(ctx.model.discriminator).to(ctx.device).eval()
         reals = ctx.reals(p["n"] // 2, "test")
         x = torch.cat([reals, ctx.fakes(p["n"] - len(reals))]).detach()
@@ -206,17 +209,12 @@ class AttributionExplainer(Evaluator):
         for name in CONTROLLED:
             scores[name + "_random"] = control[name]
         scores["explained_n"] = float(len(x))
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / f"attribution-{self.name}.json").write_text(
-            json.dumps({**report, "scores": scores}, indent=1)
-        )
-        if p["figure"]:
-            self.figure(ctx, x, attributions, len(reals))
-        return scores
+        stem = f"attribution-{self.name}"
+        figures = {stem: self.figure(x, attributions, len(reals))} if p["figure"] else {}
+        return Evaluation(scores, reports={stem: {**report, "scores": scores}}, figures=figures)
 
-    def figure(
-        self, ctx: EvalContext, x: torch.Tensor, attributions: torch.Tensor, n_real: int
-    ) -> None:
+    def figure(self, x: torch.Tensor, attributions: torch.Tensor, n_real: int) -> Figure:
+        """A real and a generated image (the first of each among ``x``), each beside its map."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -250,8 +248,7 @@ class AttributionExplainer(Evaluator):
             fontsize=8,
         )
         fig.tight_layout()
-        fig.savefig(ctx.artifact_dir / f"attribution-{self.name}.png", dpi=100)
-        plt.close(fig)
+        return fig
 
 
 @register_explainer("deeplift")

@@ -103,10 +103,9 @@ figures. A change in any of them that moves a number needs a ``version`` bump he
 
 from __future__ import annotations
 
-import json
-
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
@@ -152,7 +151,9 @@ class DissectionExplainer(Evaluator):
         "top_k": Range(low=1),
         "random_repeats": Range(low=1),
         "alpha": Range(0.0, 1.0, low_open=True, high_open=True),
+        "quantile": Range(0.0, 1.0, low_open=True, high_open=True),
     }
+    figures = ("dissection.png", "dissection-ablation.png")
     scores = (
         Score(
             "dissection_agreement",
@@ -267,7 +268,7 @@ class DissectionExplainer(Evaluator):
     )
 
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
         segmenter = ctx.segmenter()
         concepts = list(segmenter.concepts)
@@ -315,13 +316,14 @@ class DissectionExplainer(Evaluator):
             "intervention": ace["report"],
             "scores": scores,
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "dissection.json").write_text(json.dumps(report, indent=1))
+        figures = {}
         if p["figure"]:
-            unit_figure(ctx, modules[best], best, thresholds[best], s_best, concepts)
+            figures["dissection"] = unit_figure(
+                ctx, modules[best], best, thresholds[best], s_best, concepts
+            )
             if ace["figure"] is not None:
-                ablation_figure(ctx, *ace["figure"])
-        return scores
+                figures["dissection-ablation"] = ablation_figure(ctx, *ace["figure"])
+        return Evaluation(scores, reports={"dissection": report}, figures=figures)
 
 
 def best_layer_scores(summaries: dict[str, dict], best: str, ace: dict[str, float]) -> dict:

@@ -29,14 +29,19 @@ Figure ``filter-groups.png``: for a few images, the image and each group's mean 
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import Score
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def threshold_maps(maps: torch.Tensor, size: int, quantile: float) -> torch.Tensor:
@@ -75,6 +80,8 @@ class FilterGroupsExplainer(Evaluator):
     requires = frozenset({"filter_groups"})
     requires_dataset = frozenset({"segmenter"})
     defaults = {"n": 256, "quantile": 0.8, "batch_size": 64, "figure": True, "figure_images": 4}
+    ranges = {"quantile": Range(0.0, 1.0, low_open=True, high_open=True)}
+    figures = ("filter-groups.png",)
     scores = (
         Score(
             "fg_iou_within",
@@ -115,10 +122,8 @@ class FilterGroupsExplainer(Evaluator):
     )
 
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         model, p = ctx.model, self.params
-        if not 0 < p["quantile"] < 1:
-            raise ValueError(f"filter_groups: quantile must lie in (0, 1), got {p['quantile']}")
         g = ctx.rng(30)
         images, filter_maps, group_maps = [], [], []
         for start in range(0, p["n"], p["batch_size"]):
@@ -152,15 +157,15 @@ class FilterGroupsExplainer(Evaluator):
                 for i, c in enumerate(used)
             },
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "filter-groups.json").write_text(json.dumps(report, indent=1))
+        figures = {}
         if p["figure"] and p["figure_images"]:
             labels = {
                 c: f"{segmenter.concepts[int(best[i])]} {float(best_iou[i]):.2f}"
                 for i, c in enumerate(used)
             }
-            self.figure(ctx, x[: p["figure_images"]], group_maps[0][: p["figure_images"]], labels)
-        return {
+            k = p["figure_images"]
+            figures["filter-groups"] = self.figure(x[:k], group_maps[0][:k], labels)
+        scores = {
             "fg_iou_within": within,
             "fg_iou_across": across,
             "fg_iou_ratio": within / across if across > 0 else 0.0,
@@ -169,10 +174,11 @@ class FilterGroupsExplainer(Evaluator):
             "fg_concepts_distinct": float(len(set(best.tolist()))),
             "fg_groups": float(len(used)),
         }
+        return Evaluation(scores, reports={"filter-groups": report}, figures=figures)
 
-    def figure(
-        self, ctx: EvalContext, images: torch.Tensor, maps: torch.Tensor, labels: dict[int, str]
-    ) -> None:
+    def figure(self, images: torch.Tensor, maps: torch.Tensor, labels: dict[int, str]) -> Figure:
+        """For each of ``images``, the image and each group's mean map (``maps``), the groups
+        titled with their ``labels``."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -196,5 +202,4 @@ class FilterGroupsExplainer(Evaluator):
             ax.set_axis_off()
         fig.suptitle("mean map of each filter group (title: best concept, IoU)", fontsize=8)
         fig.tight_layout()
-        fig.savefig(ctx.artifact_dir / "filter-groups.png", dpi=100)
-        plt.close(fig)
+        return fig

@@ -50,12 +50,13 @@ change there that moves a number needs a ``version`` bump here.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
@@ -73,6 +74,9 @@ from ._filter_maps_pruning import (
     random_live,
     record_first,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -109,6 +113,7 @@ class FilterMapsExplainer(Evaluator):
         "layers": Range(low=1),
         "random_repeats": Range(low=1),
     }
+    figures = ("filter-maps.png",)
     scores = (
         Score(
             "dead_filter_fraction",
@@ -296,7 +301,7 @@ class FilterMapsExplainer(Evaluator):
 
     # --- evaluation -----------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
         z = ctx.model.sample_latent(p["n"], generator=ctx.rng(50))
         modules = self.select_layers(ctx, z[: min(2, p["n"])])
@@ -323,21 +328,16 @@ class FilterMapsExplainer(Evaluator):
             "feature_scale": float((shift - base.features).norm(dim=1).mean()),
             "scores": scores,
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "filter-maps.json").write_text(json.dumps(report, indent=1))
+        figures = {}
         if p["figure"] and p["top_k"] > 0:
             last = list(modules)[-1]
-            self.figure(ctx, last, maps[last], means[last], dead[last])
-        return scores
+            figures["filter-maps"] = self.figure(last, maps[last], means[last], dead[last])
+        return Evaluation(scores, reports={"filter-maps": report}, figures=figures)
 
     def figure(
-        self,
-        ctx: EvalContext,
-        layer: str,
-        maps: torch.Tensor,
-        means: torch.Tensor,
-        dead: torch.Tensor,
-    ) -> None:
+        self, layer: str, maps: torch.Tensor, means: torch.Tensor, dead: torch.Tensor
+    ) -> Figure:
+        """The mean activation maps of the ``top_k`` most and least active filters of ``layer``."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -367,8 +367,7 @@ class FilterMapsExplainer(Evaluator):
         )
         fig.tight_layout()
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
-        fig.savefig(ctx.artifact_dir / "filter-maps.png", dpi=100)
-        plt.close(fig)
+        return fig
 
 
 def filter_scores(dead: dict[str, torch.Tensor], all_layers: dict) -> dict[str, float]:

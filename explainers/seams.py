@@ -21,15 +21,20 @@ plus vertical step per pixel pair position (seams show as grid lines).
 
 from __future__ import annotations
 
-import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import Score
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def step_maps(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +63,8 @@ class SeamExplainer(Evaluator):
     version = "1"
     requires = frozenset({"coordinates"})
     defaults = {"n": 512, "figure": True}
+    ranges = {"n": Range(low=1)}
+    figures = ("seams.png",)
     scores = (
         Score(
             "seam_ratio",
@@ -76,10 +83,8 @@ class SeamExplainer(Evaluator):
     )
 
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
-        if p["n"] < 1:
-            raise ValueError("seams: needs n >= 1")
         model = ctx.model
         grid = int(round(math.sqrt(len(model.micro_coordinates()))))
         fake = ctx.fakes(p["n"])
@@ -90,7 +95,6 @@ class SeamExplainer(Evaluator):
         real = ctx.reals(p["n"])
         gen, ref = seam_ratio(fake, micro), seam_ratio(real, micro)
         scores = {"seam_ratio": gen["ratio"], "seam_ratio_real": ref["ratio"]}
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         report = {
             "params": p,
             "grid": grid,
@@ -101,12 +105,12 @@ class SeamExplainer(Evaluator):
             "real_images": len(real),
             "scores": scores,
         }
-        (ctx.artifact_dir / "seams.json").write_text(json.dumps(report, indent=1))
-        if p["figure"]:
-            self.figure(ctx, fake, micro, grid)
-        return scores
+        figures = {"seams": self.figure(fake, micro, grid)} if p["figure"] else {}
+        return Evaluation(scores, reports={"seams": report}, figures=figures)
 
-    def figure(self, ctx: EvalContext, fake: torch.Tensor, micro: int, grid: int) -> None:
+    def figure(self, fake: torch.Tensor, micro: int, grid: int) -> Figure:
+        """The first generated images with their micro-patch grid, pulled apart, and the map
+        of mean steps per pixel pair position."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -155,5 +159,4 @@ class SeamExplainer(Evaluator):
         axes[1, 0].set_ylabel("micro patches", fontsize=7)
         fig.suptitle(f"COCO-GAN: {grid}x{grid} micro patches of {micro}x{micro} px", fontsize=8)
         fig.tight_layout()
-        fig.savefig(ctx.artifact_dir / "seams.png", dpi=100)
-        plt.close(fig)
+        return fig

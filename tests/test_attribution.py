@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganbench.core.errors import NotApplicable
+from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import (
     ARCHITECTURES,
     create_architecture,
@@ -94,7 +95,7 @@ def test_maps_concentrate_where_the_logit_reads(name, digits, tmp_path):
     least = 0.75 if name == "lime" else 0.99
     assert inside > least, f"{name}: {inside:.3f} of |attribution| inside the region"
 
-    scores = ev.evaluate(ctx)
+    scores = evaluate_and_write(ev, ctx)
     assert scores["deletion_auc"] < scores["deletion_auc_random"], scores
     assert scores["insertion_auc"] > scores["insertion_auc_random"], scores
     assert scores["insertion_minus_deletion"] > scores["insertion_minus_deletion_random"], scores
@@ -104,7 +105,8 @@ def test_maps_concentrate_where_the_logit_reads(name, digits, tmp_path):
 
 @pytest.mark.parametrize("name", ["deeplift", "integrated_gradients", "lime"])
 def test_faithful_on_a_trained_discriminator(name, trained_dcgan, digits, tmp_path):
-    scores = create_explainer(name, **SMALL).evaluate(eval_context(trained_dcgan, digits, tmp_path))
+    ctx = eval_context(trained_dcgan, digits, tmp_path)
+    scores = evaluate_and_write(create_explainer(name, **SMALL), ctx)
     assert scores["deletion_auc"] < scores["deletion_auc_random"] - 0.1, scores
     assert scores["insertion_auc"] > scores["insertion_auc_random"] + 0.1, scores
     margin = scores["insertion_minus_deletion"] - scores["insertion_minus_deletion_random"]
@@ -130,11 +132,13 @@ class EdgeDetector(AttributionExplainer):
 def test_randomisation_separates_an_explainer_from_an_edge_detector(
     trained_dcgan, digits, tmp_path
 ):
-    edges = EdgeDetector(**SMALL).evaluate(eval_context(trained_dcgan, digits, tmp_path / "e"))
+    edges = evaluate_and_write(
+        EdgeDetector(**SMALL), eval_context(trained_dcgan, digits, tmp_path / "e")
+    )
     assert edges["randomisation_rho"] > 0.99  # the same map whatever D's weights
     for name in ("deeplift", "smoothgrad", "lime"):
-        real = create_explainer(name, **SMALL).evaluate(
-            eval_context(trained_dcgan, digits, tmp_path / name)
+        real = evaluate_and_write(
+            create_explainer(name, **SMALL), eval_context(trained_dcgan, digits, tmp_path / name)
         )
         assert real["randomisation_rho"] < 0.8, (name, real["randomisation_rho"])
     # random maps decorrelate by construction: the control's ρ sits near 0
@@ -164,10 +168,12 @@ def test_reused_module_is_not_applicable_for_deeplift(digits, tmp_path):
     arch = FakeArch(ReusedReLUD(), digits.split("train").images)
     for name in ("deeplift", "deepliftshap"):
         with pytest.raises(NotApplicable, match="act more than once"):
-            create_explainer(name, **SMALL).evaluate(eval_context(arch, digits, tmp_path))
+            evaluate_and_write(
+                create_explainer(name, **SMALL), eval_context(arch, digits, tmp_path)
+            )
     # gradient methods have no such rule: they still explain it
-    scores = create_explainer("integrated_gradients", **SMALL).evaluate(
-        eval_context(arch, digits, tmp_path)
+    scores = evaluate_and_write(
+        create_explainer("integrated_gradients", **SMALL), eval_context(arch, digits, tmp_path)
     )
     assert np.isfinite(scores["deletion_auc"])
 
@@ -176,7 +182,9 @@ def test_batch_dependent_logit_is_not_applicable(digits, tmp_path):
     arch = FakeArch(BatchCentredD(), digits.split("train").images)
     for name in EXPLAINERS:
         with pytest.raises(NotApplicable, match="depends on the other images"):
-            create_explainer(name, **SMALL).evaluate(eval_context(arch, digits, tmp_path))
+            evaluate_and_write(
+                create_explainer(name, **SMALL), eval_context(arch, digits, tmp_path)
+            )
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES.names()))
@@ -243,6 +251,23 @@ def test_real_data_reference_is_not_applicable():
 
     cls = REG.get("deeplift")
     assert "capability layers" in cls.not_applicable_reason(frozenset(), frozenset(), "real data")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": 1}, "n must be >= 2, got 1"),
+        ({"min_response": 0.0}, "min_response must be > 0"),
+        ({"mask_sigma": -1.0}, "mask_sigma must be >= 0"),
+        ({"baseline": "noise"}, "baseline must be one of 'blur', 'mean', 'zero'"),
+    ],
+)
+def test_parameters_out_of_range_fail_when_the_explainer_is_made(params, message):
+    for name in EXPLAINERS:
+        with pytest.raises(ConfigError, match=message):
+            create_explainer(name, **params)
+    # the bounds themselves are allowed
+    create_explainer("deeplift", n=2, mask_sigma=0.0, baseline="zero")
 
 
 def test_runner_records_not_applicable_with_its_reason(tmp_path, temp_architecture):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_dataset, create_explainer
 from ganbench.explainers._attribution_faithfulness import blur
 from ganbench.explainers.attribution import AttributionExplainer
@@ -93,7 +94,7 @@ def digits():
 
 def scores_of(explainer, d: nn.Module, digits, tmp_path) -> dict[str, float]:
     ctx = eval_context(FakeArch(d, digits.split("train").images), digits, tmp_path)
-    return explainer.evaluate(ctx)
+    return evaluate_and_write(explainer, ctx)
 
 
 @pytest.mark.parametrize("seam", [0.0, 400.0])
@@ -164,16 +165,20 @@ class AntiDeepLift(AttributionExplainer):
 def test_random_control_sits_mid_range_on_a_trained_dcgan(trained_dcgan_300, digits, tmp_path):
     params = {**SMALL, "figure": False}
     ctx = eval_context(trained_dcgan_300, digits, tmp_path)
-    s = create_explainer("deeplift", **params).evaluate(ctx)
+    s = evaluate_and_write(create_explainer("deeplift", **params), ctx)
     for name in ("deletion_auc_random", "insertion_auc_random"):
         assert 0.2 < s[name] < 0.8, (name, s)
     assert abs(s["insertion_minus_deletion_random"]) < 0.15, s
     assert s["insertion_minus_deletion"] > s["insertion_minus_deletion_random"] + 0.2, s
-    anti = AntiDeepLift(**params).evaluate(eval_context(trained_dcgan_300, digits, tmp_path / "a"))
+    anti = evaluate_and_write(
+        AntiDeepLift(**params), eval_context(trained_dcgan_300, digits, tmp_path / "a")
+    )
     assert anti["insertion_minus_deletion"] < anti["insertion_minus_deletion_random"] - 0.2, anti
     # infidelity: a trained D's response to patch drops grows with how many were dropped; a
     # map that only counts them must not beat DeepLIFT or the random control
-    const = Constant(**params).evaluate(eval_context(trained_dcgan_300, digits, tmp_path / "c"))
+    const = evaluate_and_write(
+        Constant(**params), eval_context(trained_dcgan_300, digits, tmp_path / "c")
+    )
     assert const["infidelity"] > s["infidelity"], (const, s)
     assert const["infidelity"] > const["infidelity_random"] - 0.05, const
 
@@ -207,7 +212,8 @@ def smoke_model(architecture: str, dataset: str, seed: int):
 @pytest.mark.parametrize("dataset", ["digits", "shapes"])
 def test_random_control_mid_range_on_the_smoke_dcgan(dataset, tmp_path):
     ds, model = smoke_model("dcgan", dataset, 0)
-    s = create_explainer("deeplift", n=8, figure=False).evaluate(eval_context(model, ds, tmp_path))
+    explainer = create_explainer("deeplift", n=8, figure=False)
+    s = evaluate_and_write(explainer, eval_context(model, ds, tmp_path))
     for name in ("deletion_auc_random", "insertion_auc_random"):
         assert 0.2 < s[name] < 0.8, (name, s)
     assert abs(s["insertion_minus_deletion_random"]) < 0.15, s

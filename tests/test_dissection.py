@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_architecture, create_dataset, list_architectures
 from ganbench.datasets.shapes import COLOURS, CONCEPTS, _inside
 from ganbench.explainers._dissection_generator import batches, edited
@@ -36,6 +38,20 @@ def test_top_level_is_the_exact_quantile_level():
     # the share of activations at or above the level is 1 - q, to one value
     share = (flat >= expected[:, None]).float().mean(1)
     assert torch.all((share - (1 - q)).abs() <= 1 / flat.shape[1] + 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": 1}, "n must be >= 2"),
+        ({"quantile": 1.0}, r"quantile must be in \(0, 1\), got 1.0"),
+        ({"alpha": 0.0}, r"alpha must be in \(0, 1\)"),
+        ({"top_k": 0}, "top_k must be >= 1"),
+    ],
+)
+def test_parameters_out_of_range_fail_when_the_explainer_is_made(params, message):
+    with pytest.raises(ConfigError, match=message):
+        DissectionExplainer(**params)
 
 
 def test_on_map_binary_and_silent_units():
@@ -175,7 +191,7 @@ def planted_result(tmp):
     ev = DissectionExplainer(
         n=200, n_intervention=100, top_k=1, random_repeats=3, batch_size=50, figure=True
     )
-    scores = ev.evaluate(ctx)
+    scores = evaluate_and_write(ev, ctx)
     return scores, json.loads((tmp / "dissection.json").read_text())
 
 
@@ -236,7 +252,7 @@ def test_runs_on_every_architecture(name, tmp_path):
     ev = DissectionExplainer(
         n=8, n_intervention=4, top_k=2, random_repeats=1, batch_size=4, figure=False
     )
-    scores = ev.evaluate(ctx)
+    scores = evaluate_and_write(ev, ctx)
     assert set(scores) == {s.name for s in ev.scores}
     assert all(math.isfinite(v) for v in scores.values())
     report = json.loads((tmp_path / "dissection.json").read_text())

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.explainers._dissection_stats import IoUTally, TopLevel, on_map
 from ganbench.explainers.dissection import DissectionExplainer
 from tests.conftest import eval_context
@@ -117,7 +118,7 @@ def layered_result(tmp):
         batch_size=50,
         figure=False,
     )
-    scores = ev.evaluate(ctx)
+    scores = evaluate_and_write(ev, ctx)
     return scores, json.loads((tmp / "dissection.json").read_text())
 
 

@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import create_dataset
 from ganbench.explainers.filter_groups import (
@@ -71,7 +73,7 @@ def evaluate(model, tmp_path, n: int = 128, **params):
     ctx = EvalContext(
         model=model, dataset=shapes(), device=torch.device("cpu"), seed=0, artifact_dir=tmp_path
     )
-    return FilterGroupsExplainer(n=n, **params).evaluate(ctx)
+    return evaluate_and_write(FilterGroupsExplainer(n=n, **params), ctx)
 
 
 def test_iou_helpers_on_hand_made_masks():
@@ -87,6 +89,12 @@ def test_iou_helpers_on_hand_made_masks():
     kept = threshold_maps(maps, 4, 0.75)
     assert kept.sum(1).tolist() == [4, 4]
     assert kept[0].reshape(4, 4)[3].all() and kept[1].reshape(4, 4)[3].all()
+
+
+@pytest.mark.parametrize("quantile", [0.0, 1.0])
+def test_quantile_outside_the_open_unit_interval_fails_when_the_explainer_is_made(quantile):
+    with pytest.raises(ConfigError, match=r"quantile must be in \(0, 1\)"):
+        FilterGroupsExplainer(quantile=quantile)
 
 
 def test_coherent_groups_agree_within_and_match_their_concepts(tmp_path):

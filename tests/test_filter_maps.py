@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import (
     create_architecture,
     create_dataset,
@@ -89,9 +91,8 @@ def test_helpers():
 
 
 def test_planted_dead_filters_are_found_and_pruning_them_is_harmless(tmp_path):
-    scores = FilterMapsExplainer(n=32).evaluate(
-        context(PlantedDead(), tmp_path, Projection(16, 12))
-    )
+    ctx = context(PlantedDead(), tmp_path, Projection(16, 12))
+    scores = evaluate_and_write(FilterMapsExplainer(n=32), ctx)
     assert set(scores) == {s.name for s in FilterMapsExplainer.scores}
     assert scores["dead_filter_fraction"] == pytest.approx(len(DEAD) / (8 + 6))
     report = json.loads((tmp_path / "filter-maps.json").read_text())
@@ -116,7 +117,8 @@ def test_forced_dead_filters_of_a_trained_dcgan(tmp_path):
         bn.weight[killed] = 0
         bn.bias[killed] = 0
     arch.eval()
-    scores = FilterMapsExplainer(n=32).evaluate(context(arch, tmp_path, random_domain_net()))
+    ctx = context(arch, tmp_path, random_domain_net())
+    scores = evaluate_and_write(FilterMapsExplainer(n=32), ctx)
     report = json.loads((tmp_path / "filter-maps.json").read_text())
     assert list(report["layers"]) == ["block1", "block2"]
     assert set(killed) <= set(report["layers"]["block2"]["dead_filters"])
@@ -129,12 +131,27 @@ def test_forced_dead_filters_of_a_trained_dcgan(tmp_path):
     assert least < scores["prune_random_share_feature_distance"]
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"prune_fraction": 0.0}, r"prune_fraction must be in \(0, 1\]"),
+        ({"n": 1}, "n must be >= 2"),
+        ({"layers": 0}, "layers must be >= 1"),
+        ({"random_repeats": 0}, "random_repeats must be >= 1"),
+    ],
+)
+def test_parameters_out_of_range_fail_when_the_explainer_is_made(params, message):
+    with pytest.raises(ConfigError, match=message):
+        FilterMapsExplainer(**params)
+    FilterMapsExplainer(prune_fraction=1.0, n=2)  # the bounds themselves are allowed
+
+
 @pytest.mark.parametrize("name", list_architectures())
 def test_runs_on_every_registered_architecture(name, tmp_path):
     params = {"width": 8} if "width" in get_architecture(name).defaults else {}
     arch = create_architecture(name, digits().spec, **params).eval()
     explainer = FilterMapsExplainer(n=8, random_repeats=1, top_k=3)
-    scores = explainer.evaluate(context(arch, tmp_path, random_domain_net()))
+    scores = evaluate_and_write(explainer, context(arch, tmp_path, random_domain_net()))
     assert set(scores) == {s.name for s in FilterMapsExplainer.scores}
     assert all(v == v and v >= 0 for v in scores.values()), scores  # finite, not NaN
     assert 0 <= scores["dead_filter_fraction"] <= 1

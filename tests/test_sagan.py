@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganbench.architectures.sagan import SAGAN, SelfAttention
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
 from ganbench.explainers.attention import AttentionExplainer, attention_summary
@@ -163,7 +164,7 @@ def test_attention_explainer_scores_and_draws(tmp_path):
     ctx = EvalContext(
         model=arch, dataset=None, device=torch.device("cpu"), seed=0, artifact_dir=tmp_path
     )
-    scores = AttentionExplainer(n=16, figure_images=2).evaluate(ctx)
+    scores = evaluate_and_write(AttentionExplainer(n=16, figure_images=2), ctx)
     assert {s.name for s in AttentionExplainer.scores} == set(scores)
     for short in ("g", "d"):
         assert 0 < scores[f"attn_entropy_{short}"] <= 1 + 1e-6

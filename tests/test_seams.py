@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_architecture, create_dataset, get_explainer
 from ganbench.explainers.seams import SeamExplainer, seam_ratio
 from tests.conftest import eval_context
@@ -50,11 +52,16 @@ def test_needs_coordinates():
     assert reason and "coordinates" in reason
 
 
+def test_n_below_one_fails_when_the_explainer_is_made():
+    with pytest.raises(ConfigError, match="n must be >= 1, got 0"):
+        SeamExplainer(n=0)
+
+
 def test_runs_on_cocogan_with_a_figure(tmp_path):
     digits = create_dataset("digits")
     torch.manual_seed(0)
     model = create_architecture("cocogan", digits.spec, width=4).eval()
-    scores = SeamExplainer(n=16).evaluate(eval_context(model, digits, tmp_path))
+    scores = evaluate_and_write(SeamExplainer(n=16), eval_context(model, digits, tmp_path))
     assert set(scores) == {"seam_ratio", "seam_ratio_real"}
     assert all(math.isfinite(v) and v > 0 for v in scores.values())
     report = json.loads((tmp_path / "seams.json").read_text())
