@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ganbench.core.registry import register_dataset
 
 from .base import DatasetSpec, ImageDatasetBase, TensorImages
+from .segmenters import DigitsSegmenter
 
 
 @register_dataset("digits")
@@ -67,6 +68,4 @@ class Digits(ImageDatasetBase):
 
     def segmenter(self, domain_network=None):
         """Ink above mid-grey is stroke; given the domain classifier, also ``stroke_0``..``stroke_9``."""
-        from .segmenters import DigitsSegmenter
-
         return DigitsSegmenter(threshold=0.0, classifier=domain_network)

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganbench.core.registry import create_dataset
+
 
 def _to_rgb(images: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] to (N, H, W, 3) floats in [0, 1]."""
@@ -43,8 +45,6 @@ def show_dataset(name: str, params: dict[str, Any], out: Path, n: int = 64, rows
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ganbench.core.registry import create_dataset
 
     dataset = create_dataset(name, **params)
     spec = dataset.spec

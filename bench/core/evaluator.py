@@ -14,6 +14,7 @@ import torch
 from ganbench.core.errors import ConfigError, GanbenchError
 from ganbench.core.evaluation import Evaluation
 from ganbench.core.params import Range, check_ranges, resolve_params
+from ganbench.core.registry import METRICS, evaluator_registry
 from ganbench.core.scores import Score
 
 
@@ -125,8 +126,6 @@ def evaluator_family(name: str) -> str:
     ``layers`` (SAGAN's attention, InfoGAN's codes: explanations one architecture offers by
     design), else "explainability"; an evaluator may say so itself with ``family``.
     """
-    from ganbench.core.registry import METRICS, evaluator_registry
-
     cls = evaluator_registry(name).get(name)
     if cls.family is not None:
         if cls.family not in FAMILIES:
