@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from ganbench.core.errors import NotApplicable
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import (
     create_dataset,
@@ -173,7 +174,7 @@ def evaluate_case(
     )
     try:
         with numerics(ctx.device, "fp32"):
-            return evaluator.evaluate(ctx)
+            return evaluate_and_write(evaluator, ctx)
     except NotApplicable as exc:
         pytest.skip(f"n/a: {exc}")
 
