@@ -7,9 +7,8 @@ The explainers themselves are in :mod:`ganbench.explainers.directions` (``direct
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -34,6 +33,9 @@ from .directions_latent import (
     sefa_directions,
 )
 from .directions_rca import reconstruction_accuracy, train_arms
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ARMS = ("learned", "random", "coordinate", "ganspace", "sefa")
 # ctx.rng streams (other explainers use 10-11, 40, 50-51)
@@ -76,10 +78,11 @@ class DirectionsBase(Evaluator):
     """What the three direction explainers share: the setup, the training and the figure."""
 
     space_kind = "z"
-    artifact = "directions"
+    artifact = "directions"  # the file stem of its report and its figure
     defaults = BASE_DEFAULTS
 
     ranges = {
+        "deformator": Range(choices=("ortho", "linear")),
         "steps": Range(low=1),
         "batch_size": Range(low=2),
         "eval_samples": Range(low=1),
@@ -257,25 +260,21 @@ class DirectionsBase(Evaluator):
             "shift": {"scale": p["shift_scale"], "min": p["min_shift"]},
         }
 
-    def write(self, ctx: EvalContext, report: dict) -> None:
-        """The report as ``<artifact>.json``."""
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / f"{self.artifact}.json").write_text(json.dumps(report, indent=1))
-
     @torch.no_grad()
-    def figure(
+    def traversal_figures(
         self,
         ctx: EvalContext,
         run: DirectionsRun,
         per_direction: list[float | None],
         labels: dict[int, str] | None = None,
-    ) -> None:
+    ) -> dict[str, Figure]:
         """Traversals of the ``top_k`` learned directions with the highest per-direction
-        accuracy, for one latent, as ``<artifact>.png`` (rows labelled with ``labels``)."""
+        accuracy, for one latent, under the stem ``<artifact>`` (rows labelled with
+        ``labels``); none when ``figure`` is off or ``top_k`` is 0."""
         p = self.params
         top = p["top_k"]
         if not p["figure"] or top <= 0:
-            return
+            return {}
         acc = torch.tensor([-1.0 if a is None else a for a in per_direction])
         order = acc.argsort(descending=True, stable=True)[:top].tolist()
         values = torch.linspace(-p["shift_scale"], p["shift_scale"], 7)
@@ -290,11 +289,11 @@ class DirectionsBase(Evaluator):
                 text += f"\n{labels[k]}"
             row_labels.append(text)
         space_name = "W" if self.space_kind == "w" else "z"
-        traversal_figure(
+        fig = traversal_figure(
             rows,
             [f"eps={float(v):+.0f}" for v in values],
             row_labels,
             f"learned directions in {space_name} (K={run.k}), most recognisable first "
             f"(acc: per-direction RCA); column: {space_name} + eps * {run.scale:.2f} * A_k",
-            ctx.artifact_dir / f"{self.artifact}.png",
         )
+        return {self.artifact: fig}

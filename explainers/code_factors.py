@@ -28,11 +28,11 @@ factors, η for categorical ones) and which measure each factor used.
 
 from __future__ import annotations
 
-import json
-
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import NOISY, Score
 
@@ -94,6 +94,7 @@ class CodeFactorExplainer(Evaluator):
     requires = frozenset({"codes"})
     requires_dataset = frozenset({"factors", "domain"})
     defaults = {"n": 1000}
+    ranges = {"n": Range(low=10)}
     scores = (
         Score(
             "code_factor_rho",
@@ -120,13 +121,11 @@ class CodeFactorExplainer(Evaluator):
     )
 
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         model, n = ctx.model, self.params["n"]
         spec = model.code_spec()
         if spec.continuous < 1:
             raise ValueError("code_factors: the architecture has no continuous code")
-        if n < 10:
-            raise ValueError("code_factors: needs n >= 10")
         net = ctx.domain_network()
         heads = list(net.heads_spec)  # the dataset's factors (requires_dataset: factors)
         if not heads:
@@ -146,7 +145,6 @@ class CodeFactorExplainer(Evaluator):
             "code_factor_rho_noise": float(rho_noise.abs().max(1).values.mean()),
             "code_factor_distinct": float(len(set(best.indices.tolist()))),
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
         report = {
             "factors": factors,
             "measure": ["eta" if h.levels > 0 else "spearman" for h in heads],
@@ -157,5 +155,4 @@ class CodeFactorExplainer(Evaluator):
             "n": n,
             "scores": scores,
         }
-        (ctx.artifact_dir / "code-factors.json").write_text(json.dumps(report, indent=1))
-        return scores
+        return Evaluation(scores, reports={"code-factors": report})

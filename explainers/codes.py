@@ -32,10 +32,11 @@ information, and for the chosen head each code value's matched and most frequent
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.plots import traversal_figure
 from ganbench.core.registry import register_explainer
@@ -50,6 +51,9 @@ from .codes_matching import (
     per_class_table,
     shuffled_codes,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def generate_per_code(
@@ -88,6 +92,7 @@ class CodeExplainer(Evaluator):
         "head": "auto",  # a categorical head of the domain network, or the one the code informs most
         "figure": True,
     }
+    figures = ("codes-c*.png", "codes.png")  # codes.png: an architecture without continuous codes
     scores = (
         Score(
             "code_accuracy",
@@ -155,7 +160,7 @@ class CodeExplainer(Evaluator):
         count_score("code_n", "generated images per code value"),
     )
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         model, p = ctx.model, self.params
         spec = model.code_spec()
         k, n = spec.categories, p["n_per_category"]
@@ -201,13 +206,11 @@ class CodeExplainer(Evaluator):
             "code_accuracy": accuracy,
             **per_class_table(counts, matching, names),
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "codes.json").write_text(json.dumps(report, indent=1))
-        (ctx.artifact_dir / "codes_per_class.json").write_text(json.dumps(table, indent=1))
+        figures = {}
         if p["figure"]:
             order = sorted(range(k), key=lambda v: (matching[v], v))  # rows in class order
-            self.traversal_figures(ctx, order)
-        return out
+            figures = self.traversal_figures(ctx, order)
+        return Evaluation(out, reports={"codes": report, "codes_per_class": table}, figures=figures)
 
     def candidate_heads(self, net) -> dict[str, int]:
         """The categorical heads the code may be scored against (name: classes), the class
@@ -229,8 +232,9 @@ class CodeExplainer(Evaluator):
         return heads
 
     @torch.no_grad()
-    def traversal_figures(self, ctx: EvalContext, order: list[int]) -> None:
-        """codes-c{j}.png: one noise vector; row = categorical value, column = code j swept."""
+    def traversal_figures(self, ctx: EvalContext, order: list[int]) -> dict[str, Figure]:
+        """codes-c{j}: one noise vector; row = categorical value, column = continuous code j
+        swept (without continuous codes, one figure ``codes``: a row per categorical value)."""
         model, p = ctx.model, self.params
         spec = model.code_spec()
         low, high = spec.continuous_range
@@ -239,6 +243,7 @@ class CodeExplainer(Evaluator):
         g = ctx.rng(11)
         base = model.sample_latent(1, generator=g).cpu()
         noise, _, cont = model.split_latent(base)
+        figures = {}
         for j in range(max(spec.continuous, 1)):
             rows = []
             for value in order:
@@ -248,8 +253,8 @@ class CodeExplainer(Evaluator):
                 z = model.sample_latent(len(sweep), generator=g, category=value, continuous=values)
                 z[:, : spec.noise_dim] = noise.to(z.device)
                 rows.append(model.generate(z).clamp(-1, 1).cpu())
-            name = f"codes-c{j + 1}.png" if spec.continuous else "codes.png"
-            traversal_figure(
+            stem = f"codes-c{j + 1}" if spec.continuous else "codes"
+            figures[stem] = traversal_figure(
                 rows,
                 [f"c{j + 1}={v:+.2g}" for v in sweep.tolist()]
                 if spec.continuous
@@ -259,8 +264,8 @@ class CodeExplainer(Evaluator):
                 f"continuous code c{j + 1}"
                 if spec.continuous
                 else "InfoGAN codes, one noise vector: rows set the categorical code",
-                ctx.artifact_dir / name,
             )
+        return figures
 
 
 def _r2(pred: torch.Tensor, target: torch.Tensor) -> float:

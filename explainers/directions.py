@@ -117,6 +117,7 @@ from __future__ import annotations
 
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import EXACT, NOISY, VERY_NOISY, Score
@@ -218,16 +219,16 @@ class DirectionsExplainer(DirectionsBase):
     requires = frozenset({"layers"})
     defaults = dict(BASE_DEFAULTS)
     scores = _rca_scores("", "z")
+    figures = ("directions.png",)
     space_kind, artifact, suffix = "z", "directions", ""
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         with frozen(ctx.model):
             run, results, report = self.run_rca(ctx)
             scores = self.rca_scores(run, results)
             report["scores"] = scores
-            self.write(ctx, report)
-            self.figure(ctx, run, results["learned"]["per_direction"])
-        return scores
+            figures = self.traversal_figures(ctx, run, results["learned"]["per_direction"])
+        return Evaluation(scores, reports={self.artifact: report}, figures=figures)
 
     def rca_scores(self, run: DirectionsRun, results: dict[str, dict]) -> dict[str, float]:
         """The declared scores from each arm's :func:`reconstruction_accuracy`."""
@@ -253,6 +254,7 @@ class DirectionsWExplainer(DirectionsExplainer):
     requires = frozenset({"layers", "styles"})
     defaults = dict(BASE_DEFAULTS)
     scores = _rca_scores("_w", "w")
+    figures = ("directions-w.png",)
     space_kind, artifact, suffix = "w", "directions-w", "_w"
 
     def ganspace(

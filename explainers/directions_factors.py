@@ -35,7 +35,9 @@ from typing import Any
 
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext
+from ganbench.core.params import Range
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import NOISY, Score
 
@@ -160,13 +162,13 @@ class DirectionFactorsExplainer(DirectionsBase):
     requires = frozenset({"layers"})
     requires_dataset = frozenset({"domain", "factors"})
     defaults = dict(BASE_DEFAULTS) | {"n_align": 2048, "bins": 16}
+    ranges = DirectionsBase.ranges | {"n_align": Range(low=8), "bins": Range(low=2)}
     scores = _recovery_scores() + _sap_scores()
+    figures = ("directions-factors.png",)
     artifact = "directions-factors"
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
-        if p["n_align"] < 8 or p["bins"] < 2:
-            raise ValueError("directions_factors: needs n_align >= 8 and bins >= 2")
         with frozen(ctx.model):
             run = self.setup(ctx)
             base, info = self.baselines(ctx, run)
@@ -202,9 +204,8 @@ class DirectionFactorsExplainer(DirectionsBase):
                     "scores": scores,
                 }
             )
-            self.write(ctx, report)
-            self.figure(ctx, run, result["per_direction"], labels)
-        return scores
+            figures = self.traversal_figures(ctx, run, result["per_direction"], labels)
+        return Evaluation(scores, reports={self.artifact: report}, figures=figures)
 
     def read_factors(self, ctx: EvalContext, run: DirectionsRun) -> FactorReading:
         """The factors the domain network reads on the images of ``n_align`` fresh latents,

@@ -48,14 +48,19 @@ time; 128 dimensions x 32 x 7 = 28,672 images at the defaults.
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import torch
 
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.plots import traversal_figure
 from ganbench.core.registry import register_explainer
 from ganbench.core.scores import VERY_NOISY, Score
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def participation_ratio(effects: torch.Tensor) -> float:
@@ -126,6 +131,8 @@ class LatentSweepExplainer(Evaluator):
         "batch_size": 256,
         "figure": True,
     }
+    ranges = {"n": Range(low=1), "steps": Range(low=2)}
+    figures = ("latent-sweep.png",)
     scores = (
         Score(
             "sweep_effective_dims",
@@ -168,6 +175,13 @@ class LatentSweepExplainer(Evaluator):
         ),
     )
 
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        """The declared ranges, and a sweep that moves forward: high > low."""
+        super().check_params(params)
+        if not params["high"] > params["low"]:
+            raise ValueError(f"needs high > low, got low {params['low']} and high {params['high']}")
+
     @torch.no_grad()
     def sweep_images(self, ctx: EvalContext, z: torch.Tensor, dim: int) -> torch.Tensor:
         """Images (len(z), steps, C, H, W) with coordinate ``dim`` of each latent swept."""
@@ -184,12 +198,8 @@ class LatentSweepExplainer(Evaluator):
         return x.reshape(len(z), p["steps"], *x.shape[1:])
 
     @torch.no_grad()
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p, model = self.params, ctx.model
-        if p["steps"] < 2 or not p["high"] > p["low"]:
-            raise ValueError("latent_sweep: needs steps >= 2 and high > low")
-        if p["n"] < 1:
-            raise ValueError("latent_sweep: n must be >= 1")
         net = ctx.domain_network()
         step = (p["high"] - p["low"]) / (p["steps"] - 1)
         z = model.sample_latent(p["n"], generator=ctx.rng(40))
@@ -229,14 +239,13 @@ class LatentSweepExplainer(Evaluator):
             ],
             "scores": scores,
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "latent-sweep.json").write_text(json.dumps(report, indent=1))
+        figures = {}
         if p["figure"] and p["top_k"] > 0:
             top = ranking[: p["top_k"]]
             effect = {d: feature[dims.index(d)] for d in top}
             rows = [self.sweep_images(ctx, z[:1], d)[0].cpu() for d in top]
-            self.figure(ctx, rows, top, effect, values)
-        return scores
+            figures["latent-sweep"] = self.figure(rows, top, effect, values)
+        return Evaluation(scores, reports={"latent-sweep": report}, figures=figures)
 
     @torch.no_grad()
     def effects(
@@ -264,16 +273,16 @@ class LatentSweepExplainer(Evaluator):
 
     def figure(
         self,
-        ctx: EvalContext,
         rows: list[torch.Tensor],
         top: list[int],
         effect: dict[int, float],
         values: list[float],
-    ) -> None:
-        traversal_figure(
+    ) -> Figure:
+        """The traversal grid: a row per top dimension (labelled with its effect), a column
+        per sweep value."""
+        return traversal_figure(
             rows,
             [f"z={v:+.1f}" for v in values],
             [f"dim {d}\ne={effect[d]:.3g}" for d in top],
             "latent traversal of the top dimensions (e: domain-feature change per unit step)",
-            ctx.artifact_dir / "latent-sweep.png",
         )

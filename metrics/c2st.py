@@ -45,9 +45,9 @@ import math
 import torch
 from torch import nn
 
-from ganbench.core.errors import ConfigError
 from ganbench.core.evaluator import EvalContext, Evaluator
 from ganbench.core.nets import DCGANDiscriminator, dcgan_init
+from ganbench.core.params import Range
 from ganbench.core.registry import register_metric
 from ganbench.core.scores import (
     TESTS,
@@ -227,6 +227,11 @@ class C2ST(Evaluator):
         "batch_size": 64,
         "lr": 2e-4,
     }
+    ranges = {
+        "epochs": Range(low=1),
+        "patience": Range(low=1),
+        "val_fraction": Range(low=0, high=1, low_open=True, high_open=True),
+    }
     scores = (
         Score(
             "c2st_jsd",
@@ -265,14 +270,6 @@ class C2ST(Evaluator):
         count_score("c2st_n", "images per side used (real and generated)"),
         count_score("c2st_n_test", "held-out images the accuracy is measured on"),
     )
-
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        p, where = self.params, f"evaluator {self.name!r}"
-        if p["epochs"] < 1 or p["patience"] < 1:
-            raise ConfigError(f"{where}: epochs and patience must be at least 1")
-        if not 0 < p["val_fraction"] < 1:
-            raise ConfigError(f"{where}: val_fraction must lie in (0, 1), got {p['val_fraction']}")
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         """C2ST on up to ``n`` real test images and as many generated ones."""

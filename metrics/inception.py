@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +36,9 @@ from pathlib import Path
 import torch
 
 from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_metric
 from ganbench.core.scores import DISTANCES, Score, count_score
 
@@ -183,6 +184,13 @@ class InceptionFID(Evaluator):
         "feature_layer": "2048",  # pool3, as published FIDs; 64, 192, 768: earlier layers
         "batch_size": 64,
     }
+    ranges = {
+        "feature_layer": Range(choices=FEATURE_LAYERS),
+        "n": Range(low=2),
+        "kid_subset_size": Range(low=2),
+        "kid_subsets": Range(low=1),
+        "batch_size": Range(low=1),
+    }
     scores = (
         Score(
             "fid_inception",
@@ -213,20 +221,7 @@ class InceptionFID(Evaluator):
         out = {k: v for k, v in params.items() if k != "weights"}
         return out | {"weights_sha256": _cached_sha256(str(path.resolve()), path.stat().st_mtime)}
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        p = self.params
-        if p["feature_layer"] not in FEATURE_LAYERS:
-            raise ConfigError(
-                f"evaluator 'fid_inception': feature_layer must be one of {', '.join(FEATURE_LAYERS)}"
-            )
-        if p["n"] < 2 or p["kid_subset_size"] < 2 or p["kid_subsets"] < 1 or p["batch_size"] < 1:
-            raise ConfigError(
-                "evaluator 'fid_inception': n and kid_subset_size must be at least 2, "
-                "kid_subsets and batch_size at least 1"
-            )
-
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         p = self.params
         weights = inception_weights(p["weights"])
         if ctx.model is None:  # the real-data reference: two disjoint real splits
@@ -252,6 +247,6 @@ class InceptionFID(Evaluator):
             "kid_subset_size": kid_subset(p["kid_subset_size"], len(reals)),
             **scores,
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / "fid_inception.json").write_text(json.dumps(report, indent=1))
-        return {**scores, "fid_inception_n": float(len(reals))}
+        return Evaluation(
+            {**scores, "fid_inception_n": float(len(reals))}, reports={"fid_inception": report}
+        )

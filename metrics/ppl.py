@@ -58,7 +58,6 @@ there is no mapping network.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -66,8 +65,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ganbench.core.errors import ConfigError, GanbenchError, NotApplicable
+from ganbench.core.errors import GanbenchError, NotApplicable
+from ganbench.core.evaluation import Evaluation
 from ganbench.core.evaluator import EvalContext, Evaluator
+from ganbench.core.params import Range
 from ganbench.core.registry import register_metric
 from ganbench.core.scores import FIDELITY, Score, count_score
 
@@ -236,24 +237,26 @@ class _PathLength(Evaluator):
         "sampling": "full",  # t ~ U(0, 1); "end": t = 0
         "interpolation": "auto",  # slerp for Gaussian latents, lerp elsewhere; "lerp": lerp
     }
+    ranges = {
+        "n": Range(low=1),
+        "epsilon": Range(low=0, high=math.inf, low_open=True, high_open=True),
+        "batch_size": Range(low=1),
+        "discard_lower": Range(low=0, high=100),
+        "discard_upper": Range(low=0, high=100),
+        "sampling": Range(choices=SAMPLING),
+        "interpolation": Range(choices=INTERPOLATION),
+    }
     space = "z"
 
-    def __init__(self, **params) -> None:
-        super().__init__(**params)
-        p, where = self.params, f"evaluator {self.name!r}"
-        if p["n"] < 1 or p["batch_size"] < 1:
-            raise ConfigError(f"{where}: n and batch_size must be positive")
-        if not (p["epsilon"] > 0 and math.isfinite(p["epsilon"])):
-            raise ConfigError(f"{where}: epsilon must be a positive number, got {p['epsilon']}")
-        if not 0 <= p["discard_lower"] < p["discard_upper"] <= 100:
-            raise ConfigError(
-                f"{where}: need 0 <= discard_lower < discard_upper <= 100, got "
-                f"{p['discard_lower']} and {p['discard_upper']}"
+    @classmethod
+    def check_params(cls, params: dict) -> None:
+        """The declared ranges, and a kept band of percentiles that is not empty."""
+        super().check_params(params)
+        if not params["discard_lower"] < params["discard_upper"]:
+            raise ValueError(
+                f"needs discard_lower < discard_upper, got {params['discard_lower']} and "
+                f"{params['discard_upper']}"
             )
-        if p["sampling"] not in SAMPLING:
-            raise ConfigError(f"{where}: sampling must be one of {', '.join(SAMPLING)}")
-        if p["interpolation"] not in INTERPOLATION:
-            raise ConfigError(f"{where}: interpolation must be one of {', '.join(INTERPOLATION)}")
 
     def _pairs(self, model, n: int, ctx: EvalContext):
         g = ctx.rng(PAIRS_STREAM)
@@ -277,7 +280,7 @@ class _PathLength(Evaluator):
         parts = [LatentPart("w", 0, w1.shape[1], "mapping(z)", "lerp")]
         return (lambda w: model.generate_from_w(model.truncate(w, psi)).clamp(-1, 1)), w1, w2, parts
 
-    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+    def evaluate(self, ctx: EvalContext) -> Evaluation:
         model = ctx.model
         if model is None:
             raise NotApplicable(f"{self.name} needs a generator's latent space; real data has none")
@@ -330,13 +333,12 @@ class _PathLength(Evaluator):
             "endpoint_spread": spread,
             "data_spread": data,
         }
-        ctx.artifact_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.artifact_dir / f"{self.name}.json").write_text(json.dumps(report, indent=1))
-        return {
+        scores = {
             self.name: mean,
             f"{self.name}_spread": spread / data,
             f"{self.name}_n": float(len(values)),
         }
+        return Evaluation(scores, reports={self.name: report})
 
 
 def _meaning(space: str) -> str:

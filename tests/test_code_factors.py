@@ -11,6 +11,8 @@ import torch
 from scipy.stats import spearmanr
 
 from ganbench.architectures.infogan import CodeSpec
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_architecture, create_dataset, get_explainer
 from ganbench.datasets.domain import DomainNetwork, Head, heads_for
 from ganbench.explainers.code_factors import CodeFactorExplainer, correlation_ratio, spearman
@@ -72,7 +74,7 @@ class Readout:
 def test_planted_codes_are_matched_to_their_factors(tmp_path):
     shapes = create_dataset("shapes", train_size=16, test_size=16)
     ctx = eval_context(Planted(), shapes, tmp_path, domain=Readout())
-    scores = CodeFactorExplainer(n=500).evaluate(ctx)
+    scores = evaluate_and_write(CodeFactorExplainer(n=500), ctx)
     assert scores["code_factor_rho"] == pytest.approx(1.0, abs=1e-9)  # monotone: ρ = 1
     assert scores["code_factor_rho_noise"] < 0.2
     assert scores["code_factor_distinct"] == 2
@@ -91,12 +93,19 @@ def test_applies_only_with_codes_and_factors():
     assert ev.not_applicable_reason(frozenset({"codes"}), shapes.spec.features, "infogan") is None
 
 
+def test_fewer_than_ten_images_fail_when_the_explainer_is_made():
+    with pytest.raises(ConfigError, match="n must be >= 10, got 9"):
+        CodeFactorExplainer(n=9)
+
+
 def test_runs_on_infogan(tmp_path):
     shapes = create_dataset("shapes", train_size=16, test_size=16)
     torch.manual_seed(0)
     model = create_architecture("infogan", shapes.spec, width=8).eval()
     net = DomainNetwork(3, heads_for(shapes.spec), width=4).eval()
-    scores = CodeFactorExplainer(n=64).evaluate(eval_context(model, shapes, tmp_path, domain=net))
+    scores = evaluate_and_write(
+        CodeFactorExplainer(n=64), eval_context(model, shapes, tmp_path, domain=net)
+    )
     assert set(scores) == {s.name for s in CodeFactorExplainer.scores}
     assert all(math.isfinite(v) for v in scores.values())
 
@@ -141,7 +150,7 @@ def test_a_code_that_sets_a_categorical_factor_is_found(tmp_path):
     unrelated to every factor."""
     shapes = create_dataset("shapes", train_size=16, test_size=16)
     ctx = eval_context(PlantedColour(), shapes, tmp_path, domain=ColourReadout())
-    scores = CodeFactorExplainer(n=600).evaluate(ctx)
+    scores = evaluate_and_write(CodeFactorExplainer(n=600), ctx)
     report = json.loads((tmp_path / "code-factors.json").read_text())
     assert report["best_factor"] == ["colour", "scale"]
     assert scores["code_factor_rho"] >= 0.95
@@ -149,7 +158,7 @@ def test_a_code_that_sets_a_categorical_factor_is_found(tmp_path):
     assert scores["code_factor_distinct"] == 2
     # a categorical head that reads one class for every image carries nothing
     ctx = eval_context(PlantedColour(), shapes, tmp_path, domain=ColourReadout(collapse=True))
-    scores = CodeFactorExplainer(n=600).evaluate(ctx)
+    scores = evaluate_and_write(CodeFactorExplainer(n=600), ctx)
     report = json.loads((tmp_path / "code-factors.json").read_text())
     assert report["best_factor"][1] == "scale" and report["best_factor"][0] != "colour"
     assert 0.5 <= scores["code_factor_rho"] < 0.7  # scale's 1 and code 0's ~0.1, averaged

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ganbench.architectures.infogan import CodeSpec
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_dataset, get_architecture, get_explainer
 from ganbench.datasets.domain import heads_for
 from ganbench.explainers.codes import CodeExplainer
@@ -111,7 +112,7 @@ def score(model, dataset: str, tmp_path, **params):
     )
     ctx = eval_context(model, ds, tmp_path, domain=Readout(dataset))
     params = {"n_per_category": 100, "figure": False, "shuffles": 100, **params}
-    scores = CodeExplainer(**params).evaluate(ctx)
+    scores = evaluate_and_write(CodeExplainer(**params), ctx)
     assert set(scores) == {s.name for s in CodeExplainer.scores}
     assert all(math.isfinite(v) for v in scores.values())
     return scores, json.loads((tmp_path / "codes.json").read_text())
@@ -257,7 +258,9 @@ def test_real_shapes_network_reads_a_planted_background_code(tmp_path, domain_ca
 
     for by_code in (True, False):
         ctx = eval_context(Pool(by_code), shapes, tmp_path, domain=net)
-        scores = CodeExplainer(n_per_category=60, figure=False, shuffles=50).evaluate(ctx)
+        scores = evaluate_and_write(
+            CodeExplainer(n_per_category=60, figure=False, shuffles=50), ctx
+        )
         report = json.loads((tmp_path / "codes.json").read_text())
         if by_code:
             assert scores["code_accuracy"] >= 0.97 and report["head"] == "background"

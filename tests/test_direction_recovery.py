@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.datasets.domain import Head
 from ganbench.explainers.directions import DirectionsExplainer, DirectionsWExplainer
 from ganbench.explainers.directions_factors import DirectionFactorsExplainer
@@ -76,7 +77,7 @@ def test_recovery_ranks_exact_recovery_first_and_gives_ignored_directions_nothin
     readout = BlobReadout(model)
     ctx = eval_context(model, BlobData(model, readout), tmp_path, domain=readout)
     params = {"directions": 6, "steps": 20, "lr": 1e-3, "eval_samples": 64, "figure": False}
-    scores = DirectionFactorsExplainer(**params, n_align=2048).evaluate(ctx)
+    scores = evaluate_and_write(DirectionFactorsExplainer(**params, n_align=2048), ctx)
     assert set(scores) == {s.name for s in DirectionFactorsExplainer.scores}
     report = json.loads((tmp_path / "directions-factors.json").read_text())
     assert report["factors"] == ["x", "y", "size"]

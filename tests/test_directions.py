@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import pytest
 import torch
 from torch import nn
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import (
     create_architecture,
     create_dataset,
@@ -238,7 +241,7 @@ def test_planted_directions_are_recognised_and_random_ones_less():
 def test_learned_directions_find_the_planted_subspace_and_its_factors(tmp_path):
     model = PlantedBlob()
     params = {"directions": 3, "steps": 300, "lr": 1e-3, "eval_samples": 512, "top_k": 3}
-    scores = DirectionsExplainer(**params).evaluate(eval_context(model, None, tmp_path))
+    scores = evaluate_and_write(DirectionsExplainer(**params), eval_context(model, None, tmp_path))
     assert set(scores) == declared(DirectionsExplainer)
     assert scores["rca_chance"] == pytest.approx(1 / 3)
     # measured: learned 0.98, random 0.91 (ganspace 0.98, sefa 0.99, coordinate 0.66: its
@@ -266,7 +269,7 @@ def test_learned_directions_find_the_planted_subspace_and_its_factors(tmp_path):
     # factor recovery: ``directions_factors`` with the same parameters trains the same A
     readout = BlobReadout(model)
     ctx = eval_context(model, BlobData(model, readout), tmp_path / "f", domain=readout)
-    f_scores = DirectionFactorsExplainer(**params, n_align=1024).evaluate(ctx)
+    f_scores = evaluate_and_write(DirectionFactorsExplainer(**params, n_align=1024), ctx)
     assert set(f_scores) == declared(DirectionFactorsExplainer)
     f_report = json.loads((tmp_path / "f" / "directions-factors.json").read_text())
     assert f_report["learned_directions"] == report["learned_directions"]
@@ -293,15 +296,42 @@ def test_learned_directions_find_the_planted_subspace_and_its_factors(tmp_path):
     assert (tmp_path / "f" / "directions-factors.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize(
+    ("cls", "params", "message"),
+    [
+        (
+            DirectionsExplainer,
+            {"deformator": "affine"},
+            "deformator must be one of 'ortho', 'linear'",
+        ),
+        (
+            DirectionsExplainer,
+            {"min_shift": 7.0},
+            "needs 0 < min_shift <= shift_scale, got 7.0 and 6.0",
+        ),
+        (DirectionsWExplainer, {"pca_samples": 1}, "pca_samples must be >= 2, got 1"),
+        (DirectionFactorsExplainer, {"n_align": 7}, "n_align must be >= 8, got 7"),
+        (DirectionFactorsExplainer, {"bins": 1}, "bins must be >= 2, got 1"),
+    ],
+)
+def test_parameters_outside_their_ranges_fail_when_the_explainer_is_made(cls, params, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cls(**params)
+
+
 def test_same_inputs_same_scores(tmp_path):
     model = PlantedBlob()
     params = {"directions": 4, "steps": 15, "eval_samples": 64, "figure": False}
     runs = [
-        DirectionsExplainer(**params).evaluate(eval_context(model, None, tmp_path / str(i)))
+        evaluate_and_write(
+            DirectionsExplainer(**params), eval_context(model, None, tmp_path / str(i))
+        )
         for i in range(2)
     ]
     assert runs[0] == runs[1]
-    other = DirectionsExplainer(**params).evaluate(eval_context(model, None, tmp_path, seed=1))
+    other = evaluate_and_write(
+        DirectionsExplainer(**params), eval_context(model, None, tmp_path, seed=1)
+    )
     assert other != runs[0]
 
 
@@ -322,7 +352,7 @@ def test_runs_on_every_registered_architecture(name, tmp_path):
     assert DirectionsExplainer.not_applicable_reason(arch.capabilities, features, name) is None
     figure = name == "dcgan"
     ctx = eval_context(arch, digits(), tmp_path)
-    scores = DirectionsExplainer(**TINY, figure=figure).evaluate(ctx)
+    scores = evaluate_and_write(DirectionsExplainer(**TINY, figure=figure), ctx)
     assert set(scores) == declared(DirectionsExplainer)
     assert all(isinstance(v, float) and v == v and abs(v) < 1e6 for v in scores.values()), scores
     assert scores["rca_chance"] == 0.25
@@ -334,7 +364,7 @@ def test_runs_on_every_registered_architecture(name, tmp_path):
     w_reason = DirectionsWExplainer.not_applicable_reason(arch.capabilities, features, name)
     assert (w_reason is None) == ("styles" in arch.capabilities)
     if "styles" in arch.capabilities:
-        w_scores = DirectionsWExplainer(**TINY, top_k=2).evaluate(ctx)
+        w_scores = evaluate_and_write(DirectionsWExplainer(**TINY, top_k=2), ctx)
         assert set(w_scores) == declared(DirectionsWExplainer)
         assert all(isinstance(v, float) and v == v for v in w_scores.values()), w_scores
         w_report = json.loads((tmp_path / "directions-w.json").read_text())
@@ -353,7 +383,7 @@ def test_factor_scores_only_on_datasets_with_factors(tmp_path):
     )
     arch = small("dcgan", shapes().spec)
     ctx = eval_context(arch, shapes(), tmp_path, domain=random_domain_net(shapes()))
-    scores = DirectionFactorsExplainer(**TINY, n_align=8, figure=False).evaluate(ctx)
+    scores = evaluate_and_write(DirectionFactorsExplainer(**TINY, n_align=8, figure=False), ctx)
     assert set(scores) == declared(DirectionFactorsExplainer)
     assert all(0 <= v <= 1 for v in scores.values()), scores
     report = json.loads((tmp_path / "directions-factors.json").read_text())

@@ -10,6 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from ganbench.architectures.infogan import InfoGAN
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import create_architecture, create_dataset
 from ganbench.datasets.base import DatasetSpec
@@ -162,8 +163,9 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
         F.one_hot(model.split_latent(torch.cat(latents))[1], 10).float() * 10,
         model.split_latent(torch.cat(latents))[2],
     )
-    scores = CodeExplainer(n_per_category=100, figure=False).evaluate(
-        _context(model, digits_domain_net, tmp_path)
+    scores = evaluate_and_write(
+        CodeExplainer(n_per_category=100, figure=False),
+        _context(model, digits_domain_net, tmp_path),
     )
     assert scores["code_accuracy"] >= 0.97  # the domain classifier is ~0.997 accurate
     assert scores["code_information"] >= 0.9 and scores["code_information_chance"] < 0.05
@@ -180,8 +182,9 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
 
     collapsed = PlantedCodes(perm, collapse=True)  # pairs of code values share a class
     collapsed.predict_codes = lambda x: (torch.zeros(len(x), 10), torch.zeros(len(x), 2))
-    scores = CodeExplainer(n_per_category=100, figure=False).evaluate(
-        _context(collapsed, digits_domain_net, tmp_path)
+    scores = evaluate_and_write(
+        CodeExplainer(n_per_category=100, figure=False),
+        _context(collapsed, digits_domain_net, tmp_path),
     )
     assert 0.45 <= scores["code_accuracy"] <= 0.55 and scores["code_information"] >= 0.9
     report = json.loads((tmp_path / "codes.json").read_text())
@@ -193,8 +196,8 @@ def test_code_accuracy_recovers_a_planted_code_and_its_chance_level(digits_domai
 
     null = PlantedCodes(perm, ignore_code=True)  # the code carries no information on the class
     null.predict_codes = collapsed.predict_codes
-    scores = CodeExplainer(n_per_category=100, figure=False).evaluate(
-        _context(null, digits_domain_net, tmp_path)
+    scores = evaluate_and_write(
+        CodeExplainer(n_per_category=100, figure=False), _context(null, digits_domain_net, tmp_path)
     )
     assert abs(scores["code_accuracy"] - scores["code_chance"]) < 0.03
     assert scores["code_p_value"] > 0.05
@@ -220,7 +223,7 @@ def test_infogan_short_run_code_accuracy_beats_chance(digits_domain_net, tmp_pat
     for _ in range(750):
         arch.train_step(next(batches))
     arch.eval()
-    scores = CodeExplainer().evaluate(_context(arch, digits_domain_net, tmp_path))
+    scores = evaluate_and_write(CodeExplainer(), _context(arch, digits_domain_net, tmp_path))
     for k, v in scores.items():
         record_property(k, v)
         print(f"{k}: {v:.3f}")

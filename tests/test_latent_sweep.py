@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from ganbench.core.errors import ConfigError
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_architecture, create_dataset, get_architecture
 from ganbench.explainers.latent_sweep import (
     LatentSweepExplainer,
@@ -73,9 +75,24 @@ def test_participation_ratio_and_top_share():
     assert spearman(torch.arange(6.0), torch.ones(6)) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n": 0}, "n must be >= 1, got 0"),
+        ({"steps": 1}, "steps must be >= 2, got 1"),
+        ({"low": 3.0}, "needs high > low, got low 3.0 and high 3.0"),
+    ],
+)
+def test_parameters_outside_their_ranges_fail_when_the_explainer_is_made(params, message):
+    with pytest.raises(ConfigError, match=message):
+        LatentSweepExplainer(**params)
+
+
 def test_the_only_dimension_that_matters_ranks_first(tmp_path):
     model = OneDimension(latent_dim=12, k=5)
-    scores = LatentSweepExplainer(n=8).evaluate(context(model, tmp_path, Projection(64, 16)))
+    scores = evaluate_and_write(
+        LatentSweepExplainer(n=8), context(model, tmp_path, Projection(64, 16))
+    )
     assert set(scores) == {s.name for s in LatentSweepExplainer.scores}
     assert scores["sweep_effective_dims"] == pytest.approx(1)
     assert scores["sweep_effective_fraction"] == pytest.approx(1 / 12)
@@ -91,8 +108,8 @@ def test_the_only_dimension_that_matters_ranks_first(tmp_path):
 
 def test_a_small_leak_keeps_the_ranking_and_spreads_the_effect(tmp_path):
     model = OneDimension(latent_dim=12, k=7, leak=0.02)
-    scores = LatentSweepExplainer(n=8, figure=False).evaluate(
-        context(model, tmp_path, Projection(64, 16))
+    scores = evaluate_and_write(
+        LatentSweepExplainer(n=8, figure=False), context(model, tmp_path, Projection(64, 16))
     )
     report = json.loads((tmp_path / "latent-sweep.json").read_text())
     assert report["ranking"][0] == 7
@@ -103,7 +120,7 @@ def test_a_small_leak_keeps_the_ranking_and_spreads_the_effect(tmp_path):
 def test_infogan_categorical_coordinates_are_skipped(tmp_path):
     arch = create_architecture("infogan", digits().spec, width=8).eval()
     explainer = LatentSweepExplainer(n=2, steps=3, figure=False)
-    scores = explainer.evaluate(context(arch, tmp_path, Projection(32 * 32, 16)))
+    scores = evaluate_and_write(explainer, context(arch, tmp_path, Projection(32 * 32, 16)))
     report = json.loads((tmp_path / "latent-sweep.json").read_text())
     spec = arch.code_spec()
     skipped = list(range(spec.noise_dim, spec.noise_dim + spec.categories))
@@ -116,7 +133,7 @@ def test_infogan_categorical_coordinates_are_skipped(tmp_path):
 def test_end_to_end_on_a_briefly_trained_dcgan_with_the_domain_network(tmp_path):
     arch = brief_dcgan(30, latent_dim=16)
     arch.eval()
-    scores = LatentSweepExplainer(n=16).evaluate(context(arch, tmp_path, domain_net()))
+    scores = evaluate_and_write(LatentSweepExplainer(n=16), context(arch, tmp_path, domain_net()))
     assert 1 <= scores["sweep_effective_dims"] <= 16
     assert 0 < scores["sweep_effective_fraction"] <= 1
     assert 0.1 <= scores["sweep_top_share"] <= 1

@@ -16,6 +16,7 @@ import math
 import pytest
 import torch
 
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_dataset
 from ganbench.metrics.c2st import C2ST, c2st
 
@@ -187,14 +188,23 @@ def test_checkpoints_of_one_training_are_ordered(architecture, tmp_path):
     metric = C2ST(n=360)
     results = []
     for step in CHECKPOINTS:
-        scores = metric.evaluate(eval_context(models[step], dataset, tmp_path / str(step)))
+        scores = evaluate_and_write(
+            metric, eval_context(models[step], dataset, tmp_path / str(step))
+        )
         results.append(value_and_error(scores, name))
     assert_ordered(results, list(CHECKPOINTS))
 
 
-@pytest.mark.parametrize("params", [{"val_fraction": 1.0}, {"patience": 0}, {"epochs": 0}])
-def test_bad_parameters_are_config_errors(params):
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\), got 1.0"),
+        ({"patience": 0}, "patience must be >= 1, got 0"),
+        ({"epochs": 0}, "epochs must be >= 1, got 0"),
+    ],
+)
+def test_bad_parameters_are_config_errors(params, message):
     from ganbench.core.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="c2st"):
+    with pytest.raises(ConfigError, match=f"evaluator 'c2st': {message}"):
         C2ST(**params)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.evaluator import FEATURE_PASSES
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.mmd import (
@@ -54,9 +55,9 @@ def run_metrics(model, digits, root, feature_dir, net):
     for name in FEATURE_METRICS:
         ctx = eval_context(model, digits, root / name, domain=net)  # one trial each
         ctx.feature_dir = feature_dir
-        out[name] = create_metric(
-            name, n=120, **({"permutations": 50} if "mmd" in name else {})
-        ).evaluate(ctx)
+        out[name] = evaluate_and_write(
+            create_metric(name, n=120, **({"permutations": 50} if "mmd" in name else {})), ctx
+        )
     return out
 
 

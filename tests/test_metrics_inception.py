@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.inception import InceptionFID
 from ganbench.run.fingerprint_inputs import random_inception_file
@@ -61,7 +62,7 @@ class Samples:
 # --- no weights, bad weights ---------------------------------------------------------------------
 def test_without_weights_the_metric_is_not_applicable_and_says_what_to_set(digits, tmp_path):
     with pytest.raises(NotApplicable) as info:
-        create_metric("fid_inception").evaluate(eval_context(None, digits, tmp_path))
+        evaluate_and_write(create_metric("fid_inception"), eval_context(None, digits, tmp_path))
     reason = str(info.value)
     assert "\n" not in reason
     assert "[metric.fid_inception] weights" in reason
@@ -72,7 +73,7 @@ def test_a_missing_file_is_a_one_line_error_naming_it(digits, tmp_path):
     missing = tmp_path / "nowhere" / "inception.pth"
     ctx = eval_context(None, digits, tmp_path)
     with pytest.raises(ConfigError) as info:
-        create_metric("fid_inception", weights=str(missing)).evaluate(ctx)
+        evaluate_and_write(create_metric("fid_inception", weights=str(missing)), ctx)
     assert str(missing) in str(info.value) and "\n" not in str(info.value)
 
 
@@ -105,21 +106,31 @@ def test_a_corrupt_file_is_a_one_line_error_naming_it(digits, tmp_path, weights,
         torch.save({"fc.weight": torch.zeros(3, 3)}, bad)
     metric = create_metric("fid_inception", weights=str(bad), n=4, batch_size=4)
     with pytest.raises(ConfigError) as info:
-        metric.evaluate(eval_context(None, digits, tmp_path))
+        evaluate_and_write(metric, eval_context(None, digits, tmp_path))
     message = str(info.value)
     assert str(bad) in message and "\n" not in message, message
     assert not marker.exists()  # the file is read with weights_only=True first
 
 
-def test_bad_parameters_are_config_errors():
-    with pytest.raises(ConfigError, match="feature_layer"):
-        create_metric("fid_inception", feature_layer="1000")
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"feature_layer": "1000"}, "feature_layer must be one of '64', '192', '768', '2048'"),
+        ({"n": 1}, "n must be >= 2, got 1"),
+        ({"kid_subset_size": 1}, "kid_subset_size must be >= 2, got 1"),
+        ({"kid_subsets": 0}, "kid_subsets must be >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+    ],
+)
+def test_bad_parameters_are_config_errors(params, message):
+    with pytest.raises(ConfigError, match=f"evaluator 'fid_inception': {message}"):
+        create_metric("fid_inception", **params)
 
 
 # --- numbers from a weights file -----------------------------------------------------------------
 def scores(weights_file, ctx, **params):
     params = {"weights": str(weights_file), "batch_size": 16, "kid_subsets": 10, **params}
-    out = InceptionFID(**params).evaluate(ctx)
+    out = evaluate_and_write(InceptionFID(**params), ctx)
     assert set(out) == {s.name for s in InceptionFID.scores}
     assert all(math.isfinite(v) for v in out.values()), out
     return out

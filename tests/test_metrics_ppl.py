@@ -18,6 +18,7 @@ from torch import nn
 
 from ganbench.architectures.base import Architecture
 from ganbench.core.errors import ConfigError, NotApplicable
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.registry import (
     create_architecture,
     create_dataset,
@@ -92,8 +93,8 @@ def planted():
 
 
 def run(metric: str, model, dataset, tmp_path, domain, **params) -> dict[str, float]:
-    return create_metric(metric, **params).evaluate(
-        eval_context(model, dataset, tmp_path, domain=domain)
+    return evaluate_and_write(
+        create_metric(metric, **params), eval_context(model, dataset, tmp_path, domain=domain)
     )
 
 
@@ -381,11 +382,19 @@ def test_real_data_reference_is_not_applicable(digits, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "params",
-    [{"epsilon": 0.0}, {"discard_lower": 50.0, "discard_upper": 40.0}, {"sampling": "middle"}],
+    ("params", "message"),
+    [
+        ({"epsilon": 0.0}, r"epsilon must be in \(0, inf\), got 0.0"),
+        ({"epsilon": math.inf}, r"epsilon must be in \(0, inf\), got inf"),
+        ({"n": 0}, "n must be >= 1, got 0"),
+        ({"discard_upper": 101.0}, r"discard_upper must be in \[0, 100\], got 101.0"),
+        ({"discard_lower": 50.0, "discard_upper": 40.0}, "needs discard_lower < discard_upper"),
+        ({"sampling": "middle"}, "sampling must be one of 'full', 'end', got 'middle'"),
+        ({"interpolation": "cubic"}, "interpolation must be one of 'auto', 'lerp'"),
+    ],
 )
-def test_bad_parameters_are_config_errors(params):
-    with pytest.raises(ConfigError, match="ppl"):
+def test_bad_parameters_are_config_errors(params, message):
+    with pytest.raises(ConfigError, match=f"evaluator 'ppl': {message}"):
         create_metric("ppl", **params)
 
 

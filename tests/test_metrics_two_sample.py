@@ -11,6 +11,7 @@ from scipy.spatial.distance import pdist
 from scipy.stats import beta
 
 import ganbench.metrics.mmd as mmd_module
+from ganbench.core.evaluation import evaluate_and_write
 from ganbench.core.evaluator import EvalContext
 from ganbench.core.registry import create_dataset, create_metric
 from ganbench.metrics.c2st import c2st
@@ -215,7 +216,7 @@ def test_evaluator_returns_its_declared_finite_scores_with_n_capped_at_the_test_
         artifact_dir=tmp_path,
     )
     metric = create_metric(name, n=1000)
-    scores = metric.evaluate(ctx)
+    scores = evaluate_and_write(metric, ctx)
     assert set(scores) == {score.name for score in type(metric).scores}
     assert all(isinstance(value, float) and math.isfinite(value) for value in scores.values())
     assert scores[n_key] == len(ctx.dataset.split("test")) == 359

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def _scatter(
@@ -80,14 +81,11 @@ def tradeoff_plots(
 
 
 def traversal_figure(
-    rows: list,
-    column_titles: list[str],
-    row_labels: list[str],
-    title: str,
-    path,
-) -> None:
+    rows: list, column_titles: list[str], row_labels: list[str], title: str
+) -> Figure:
     """A grid of image rows (each a tensor (columns, C, H, W) in [-1, 1]) with a title per
-    column and a label per row: the latent traversal figures of the explainers."""
+    column and a label per row: the latent traversal figures of the explainers, returned for
+    the harness to write (``ganbench.core.evaluation``)."""
     n_rows, n_cols = len(rows), len(column_titles)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(1.1 * n_cols + 0.9, 1.15 * n_rows + 0.6), squeeze=False
@@ -106,5 +104,4 @@ def traversal_figure(
                 ax.set_ylabel(row_labels[r], fontsize=7)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
