@@ -322,6 +322,12 @@ class LimeExplainer(AttributionExplainer):
         "kernel_width": 1.0,
         "vectorised": True,
     }
+    ranges = AttributionExplainer.ranges | {
+        "patch": Range(low=1),
+        "samples": Range(low=1),
+        "alpha": Range(low=0),
+        "kernel_width": Range(low=0, low_open=True),
+    }
 
     def attribute(self, model, x, baseline, ctx):
         p = self.params

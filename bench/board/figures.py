@@ -27,6 +27,7 @@ from torchvision.utils import save_image
 
 from ganbench.board.view import MatrixView
 from ganbench.core.errors import GanbenchError
+from ganbench.core.evaluation import figure_patterns
 from ganbench.core.registry import create_dataset, evaluator_registry
 from ganbench.run.layout import SAMPLE_GRID
 from ganbench.run.trials import CHECKPOINT
@@ -165,13 +166,13 @@ def _copied_artifacts(
     view: MatrixView,
     store_artifacts: Path,
     out: Path,
-    pattern: str,
+    patterns: Callable[[dict], tuple[str, ...]],
     keep: Callable[[dict], bool],
 ) -> Iterator[tuple[dict, Path]]:
-    """Copy the files matching ``pattern`` that finished evaluations (``keep(labels)``) wrote
-    into figures/, prefixed by their row (PNGs made small by ``store_png``); yields (labels,
-    copied path), copies from an earlier render included (they stay usable when only the
-    bundle is left)."""
+    """Copy the files matching ``patterns(labels)`` that finished evaluations
+    (``keep(labels)``) wrote into figures/, prefixed by their row (PNGs made small by
+    ``store_png``); yields (labels, copied path), copies from an earlier render included (they
+    stay usable when only the bundle is left)."""
     for t in view.trials:
         lab = t.labels
         if t.kind != "evaluate" or not keep(lab):
@@ -183,30 +184,48 @@ def _copied_artifacts(
         prefix = f"{lab['architecture']}-{lab['reference']}-seed{lab['seed']}-{lab['evaluator']}-"
         if not within(out, folder / prefix):
             continue
-        src_dir = store_artifacts / t.key
-        for src in sorted(src_dir.glob(pattern)) if src_dir.is_dir() else []:
+        names = patterns(lab)
+        for src in _matching(store_artifacts / t.key, "", names):
             dst = folder / (prefix + src.name)
             if src.suffix == ".png":
                 store_png(src, dst, grid=False)
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
-        for dst in sorted(folder.glob(prefix + pattern)) if folder.is_dir() else []:
+        for dst in _matching(folder, prefix, names):
             yield lab, dst
+
+
+def _matching(folder: Path, prefix: str, patterns: tuple[str, ...]) -> list[Path]:
+    """The files of ``folder`` named ``prefix`` + one of ``patterns``, sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted({path for p in patterns for path in folder.glob(prefix + p)})
+
+
+def declared_figures(labels: dict) -> tuple[str, ...]:
+    """The PNGs the evaluator of a row declares (``Evaluator.figures``); none for an evaluator
+    no longer registered."""
+    name = labels.get("evaluator")
+    try:
+        return figure_patterns(evaluator_registry(name).get(name))
+    except KeyError:
+        return ()
 
 
 def copy_explainer_figures(
     view: MatrixView, store_artifacts: Path, out: Path
 ) -> dict[tuple[str, str, str, int], list[tuple[str, str]]]:
-    """Copy the PNGs explainers wrote for each row's first seed (the one the gallery shows)
-    into figures/; (dataset, arch, reference, seed) -> [(evaluator, path)]."""
+    """Copy the PNGs each explainer declares (``Evaluator.figures``) for each row's first seed
+    (the one the gallery shows) into figures/; (dataset, arch, reference, seed) ->
+    [(evaluator, path)]."""
     figures: dict[tuple[str, str, str, int], list[tuple[str, str]]] = defaultdict(list)
     explainers = set(view.cfg.explainers)
     for lab, dst in _copied_artifacts(
         view,
         store_artifacts,
         out,
-        "*.png",
+        declared_figures,
         lambda lab: (
             lab.get("evaluator") in explainers
             and lab["reference"] != CHECKPOINT
@@ -226,7 +245,11 @@ def copy_per_class_tables(
     for the trained rows."""
     found: dict[tuple[str, str, int], list[tuple[str, Path]]] = defaultdict(list)
     for lab, dst in _copied_artifacts(
-        view, store_artifacts, out, "*_per_class.json", lambda lab: lab["reference"] == "trained"
+        view,
+        store_artifacts,
+        out,
+        lambda lab: ("*_per_class.json",),
+        lambda lab: lab["reference"] == "trained",
     ):
         found[(lab["dataset"], lab["architecture"], lab["seed"])].append((lab["evaluator"], dst))
     return found
