@@ -11,6 +11,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu-board.sh"
 
@@ -79,6 +81,7 @@ def test_two_commands_carry_the_store_and_figures_and_finish_the_matrix(tiny_con
     assert "took up" in log and "0 to run" in log
 
 
+@pytest.mark.slow  # 30 s; make test-all
 def test_a_time_limit_stops_the_run_and_still_leaves_the_files(tiny_config, tmp_path):
     config = tiny_config({"steps = 40": "steps = 100000"})
     out = board(tmp_path, "out", "--config", str(config), "--limit", "20")

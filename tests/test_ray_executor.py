@@ -123,6 +123,7 @@ def test_a_worker_killed_mid_trial_is_retried(
     assert _scores(store) == _scores(local)
 
 
+@pytest.mark.slow  # 23 s; test_a_worker_killed_mid_trial_is_retried keeps Ray's fault path in make test
 def test_cli_a_worker_dead_for_good_fails_its_trial_only(tiny_config, tmp_path):
     """Through the command line, on a local cluster it starts from ``[ray]`` and shuts down."""
     pytest.importorskip("ray")

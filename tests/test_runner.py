@@ -264,6 +264,7 @@ def test_a_crashed_worker_fails_only_its_trial(tiny_config, tmp_path, flags):
         assert len(evals) == 1 and train.pid not in evals and crash_train.pid == train.pid
 
 
+@pytest.mark.slow  # 30 s, and its 20 s limit is tight on a loaded machine; make test-all
 def test_a_trial_past_its_time_limit_is_killed_and_the_rest_run(tiny_config, tmp_path):
     out, records = _run_with(tiny_config, tmp_path, "hanggan", "--trial-timeout", "20")
     assert out.returncode == 3, out.stdout + out.stderr
@@ -413,7 +414,11 @@ def _proc_state(pid: int) -> str:
         return "zombie"
 
 
-@pytest.mark.parametrize("delay", [0.0, 3.0], ids=["together", "3s-apart"])
+@pytest.mark.parametrize(
+    "delay",
+    [0.0, pytest.param(3.0, marks=pytest.mark.slow)],  # 3s-apart: 20 s, make test-all
+    ids=["together", "3s-apart"],
+)
 def test_two_runs_of_one_matrix_on_one_store_run_each_trial_once(tiny_config, tmp_path, delay):
     """Issue 30: two runs of one matrix on one store planned alike and ran 15-23 of 24 trials
     twice, storing finished ones as failed. Each trial is now claimed just before it runs,
