@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def template(tmp_path_factory):
 
 
 def test_the_template_is_ruff_clean(template):
-    ruff = [sys.executable.replace("/python", "/ruff")]
+    ruff = [str(Path(sys.executable).with_name("ruff"))]
     for args in (["check", str(template)], ["format", "--check", str(template)]):
         done = subprocess.run([*ruff, *args], capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -217,10 +217,7 @@ def param_tables(
             )
     for name in listed:
         cls = lookup(name)
-        where = f"{source}: [{table}.{name}]"
-        out[name] = resolve_params(cls.defaults, given.get(name), where)
-        if hasattr(cls, "validate"):  # evaluators check their ranges before any trial runs
-            cls.validate(out[name], where)
+        out[name] = resolve_params(cls.defaults, given.get(name), f"{source}: [{table}.{name}]")
     return out
 
 

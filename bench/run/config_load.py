@@ -218,9 +218,10 @@ def _read_parameters(cfg: MatrixConfig, data: dict[str, Any], source: str) -> No
     cfg.dataset_params = param_tables(source, data, "dataset", cfg.datasets, get_dataset)
     cfg.evaluator_params = {}
     for table, names in (("metric", cfg.metrics), ("explainer", cfg.explainers)):
-        cfg.evaluator_params.update(
-            param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
-        )
+        params = param_tables(source, data, table, names, lambda n: evaluator_registry(n).get(n))
+        for name, values in params.items():  # declared ranges, before any trial runs
+            evaluator_registry(name).get(name).validate(values, f"{source}: [{table}.{name}]")
+        cfg.evaluator_params.update(params)
 
 
 def with_architecture(cfg: MatrixConfig, name: str) -> MatrixConfig:
